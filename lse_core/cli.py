@@ -1,0 +1,157 @@
+"""The ``lse`` command line: TUI by default, headless run/resume/sessions/export.
+
+Heavy libraries (torch, diffusers, textual) are imported inside the commands so
+that ``lse --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .progress import EXIT_BAD_INPUT, EXIT_DONE, EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lse", description="Explore the latent space of Stable Diffusion 2.x.")
+    sub = parser.add_subparsers(dest="command")
+
+    tui = sub.add_parser("tui", help="open the terminal UI (the default)")
+    _tui_options(tui)
+
+    run = sub.add_parser("run", help="run a YAML config headless")
+    run.add_argument("config", help="YAML experiment config")
+    run.add_argument("--model", help="override model_id (e.g. tiny)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
+                     help="override a config key; the value is parsed as YAML (repeatable)")
+    run.add_argument("--out", help="override output_path (where sessions are written)")
+    _device_options(run)
+
+    resume = sub.add_parser("resume", help="continue an interrupted session")
+    resume.add_argument("session", help="session folder")
+    _device_options(resume)
+
+    sessions = sub.add_parser("sessions", help="list sessions with status and frame counts")
+    sessions.add_argument("dir", nargs="?", default="sessions", help="folder holding sessions")
+
+    export = sub.add_parser("export", help="write a session's GIF/MP4 again from its frames")
+    export.add_argument("session")
+    export.add_argument("--gif", action="store_true")
+    export.add_argument("--mp4", action="store_true")
+    export.add_argument("--fps", type=float)
+    return parser
+
+
+def _tui_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model_id to use (e.g. tiny)")
+    parser.add_argument("--graphics", choices=("auto", "kitty", "sixel", "halfcell", "none"),
+                        default="auto", help="how to draw image previews")
+
+
+def _device_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 … (default: CUDA if present)")
+    parser.add_argument("--dtype", choices=("fp16", "bf16", "fp32"),
+                        help="default: fp16 on CUDA, fp32 on CPU")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .errors import BadInput
+
+    try:
+        if args.command in (None, "tui"):
+            return _tui(args)
+        if args.command == "run":
+            return _run(args)
+        if args.command == "resume":
+            return _resume(args)
+        if args.command == "sessions":
+            return _sessions(args)
+        if args.command == "export":
+            return _export(args)
+    except BadInput as exc:
+        print(f"lse: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_BAD_INPUT
+
+
+def _tui(args: argparse.Namespace) -> int:
+    try:
+        from screens.app import run_app
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("screens"):
+            print("lse: the TUI is not installed; use `lse run CONFIG`", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        raise
+    return run_app(model=getattr(args, "model", None), graphics=getattr(args, "graphics", "auto"))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .run import ExperimentRun, RunOptions
+
+    overrides = list(args.overrides)
+    if args.out:
+        overrides.append(f"output_path={args.out}")
+    cfg = load_config(args.config, overrides, model=args.model)
+    run = ExperimentRun(cfg, RunOptions(device=args.device, dtype=args.dtype))
+    return _drive(run)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from .run import ExperimentRun, RunOptions
+    from .session import Session
+
+    Session.open(args.session)  # a clear error before any model loads
+    run = ExperimentRun(resume=args.session, options=RunOptions(device=args.device, dtype=args.dtype))
+    return _drive(run)
+
+
+def _drive(run) -> int:
+    from .progress import console_reporter
+
+    async def consume() -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, run.cancel)
+        with console_reporter() as report:
+            async for event in run.events():
+                code = report(event)
+                if code is not None:
+                    return code
+        return EXIT_FAILED
+
+    return asyncio.run(consume())
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    from .catalog import list_sessions
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = list_sessions(Path(args.dir))
+    table = Table("session", "experiment", "model", "frames", "state")
+    for row in rows:
+        planned = "?" if row.frames_planned is None else str(row.frames_planned)
+        table.add_row(row.path.name, f"{row.kind} {row.experiment}", row.model,
+                      f"{row.frames_done}/{planned}", row.state)
+    Console().print(table if rows else f"no sessions in {args.dir}")
+    return EXIT_DONE
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .catalog import export_session
+
+    for path in export_session(Path(args.session), gif=args.gif or not args.mp4,
+                               mp4=args.mp4 or not args.gif, fps=args.fps):
+        print(path)
+    return EXIT_DONE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""The one denoising engine: txt2img, img2img and inpaint, batched, with explicit noise.
+
+diffusers' pipelines draw their own noise, encode prompts themselves and cannot
+run a batch of frames that each have their own prompt embedding, noise and
+image; latent-space experiments need all three, so the loop is written here on
+top of the pipeline's components and schedulers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .errors import Cancelled
+from .models import LoadedModel, make_scheduler
+
+
+@dataclass
+class Conditioning:
+    """A frame's image inputs: ``image`` (1,3,H,W) in [-1,1]; ``mask`` (1,1,H,W), 1 = repaint.
+
+    ``key`` identifies the content so that equal inputs are VAE-encoded once.
+    """
+
+    key: str
+    image: torch.Tensor
+    mask: torch.Tensor | None = None
+
+
+@dataclass
+class FrameInput:
+    """Everything that decides one frame's pixels."""
+
+    prompt_embed: torch.Tensor  # (2, 77, D): negative row, positive row
+    noise: torch.Tensor  # (1, 4, H/8, W/8), before scheduler scaling
+    step_seed: int = 0  # seeds the per-step noise of ancestral/SDE schedulers
+    conditioning: Conditioning | None = None
+
+
+@dataclass
+class RenderSettings:
+    steps: int
+    guidance_scale: float
+    scheduler: str
+    strength: float = 1.0  # img2img only
+    capture_steps: bool = False
+
+
+@dataclass
+class RenderedFrame:
+    image_embed: torch.Tensor  # (1, 4, h, w) final latents / VAE scaling factor, float32 CPU
+    image: Image.Image
+    steps: list[tuple[torch.Tensor, Image.Image]] = field(default_factory=list)
+
+
+StepCallback = Callable[[int, int], None]
+
+
+def steps_run(settings: RenderSettings, img2img: bool) -> int:
+    """Denoising steps actually run: img2img runs only the last ``round(steps*strength)``."""
+    if not img2img:
+        return settings.steps
+    return min(settings.steps, max(1, round(settings.steps * settings.strength)))
+
+
+class Engine:
+    """Renders batches of independent frames through one UNet call per step."""
+
+    def __init__(self, model: LoadedModel, cache_size: int = 16) -> None:
+        from diffusers.image_processor import VaeImageProcessor
+
+        self.model = model
+        self.image_processor = VaeImageProcessor(vae_scale_factor=model.vae_scale_factor)
+        self._encoded: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+        self._cache_size = cache_size
+
+    @property
+    def scaling_factor(self) -> float:
+        return self.model.vae.config.scaling_factor
+
+    @torch.no_grad()
+    def render(
+        self,
+        frames: list[FrameInput],
+        settings: RenderSettings,
+        on_step: StepCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[RenderedFrame]:
+        model = self.model
+        device, dtype = model.device, model.dtype
+        scheduler = make_scheduler(model, settings.scheduler)
+        scheduler.set_timesteps(settings.steps, device=device)
+        timesteps = scheduler.timesteps
+        img2img = not model.is_inpaint and frames[0].conditioning is not None
+
+        noise = torch.cat([f.noise for f in frames]).to(device, torch.float32)
+        if img2img:
+            start = (settings.steps - steps_run(settings, img2img)) * scheduler.order
+            timesteps = timesteps[start:]
+            if hasattr(scheduler, "set_begin_index"):
+                scheduler.set_begin_index(start)
+            image_latents = torch.cat([self._image_latents(f.conditioning) for f in frames])
+            latents = scheduler.add_noise(image_latents, noise, timesteps[:1].repeat(len(frames)))
+        else:
+            latents = noise * scheduler.init_noise_sigma
+        inpaint_extra = None
+        if model.is_inpaint:
+            inpaint_extra = torch.cat([self._inpaint_inputs(f.conditioning, noise.shape[-2:])
+                                       for f in frames])
+
+        guided = settings.guidance_scale > 1
+        embeds = torch.stack([f.prompt_embed for f in frames]).to(device, dtype)  # (B, 2, 77, D)
+        hidden = torch.cat([embeds[:, 0], embeds[:, 1]]) if guided else embeds[:, 1]
+        generators = [torch.Generator("cpu").manual_seed(f.step_seed) for f in frames]
+        step_kwargs = {}
+        if "generator" in inspect.signature(scheduler.step).parameters:
+            step_kwargs["generator"] = generators
+
+        captured: list[list[tuple[torch.Tensor, Image.Image]]] = [[] for _ in frames]
+        total = len(timesteps)
+        for index, t in enumerate(timesteps):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            unet_in = torch.cat([latents] * 2) if guided else latents
+            unet_in = scheduler.scale_model_input(unet_in, t)
+            if inpaint_extra is not None:
+                extra = torch.cat([inpaint_extra] * 2) if guided else inpaint_extra
+                unet_in = torch.cat([unet_in, extra], dim=1)
+            pred = model.unet(unet_in.to(dtype), t, encoder_hidden_states=hidden,
+                              return_dict=False)[0].float()
+            if guided:
+                uncond, cond = pred.chunk(2)
+                pred = uncond + settings.guidance_scale * (cond - uncond)
+            latents = scheduler.step(pred, t, latents, return_dict=False, **step_kwargs)[0]
+            if settings.capture_steps:
+                embeds_now, images_now = self._decode(latents)
+                for slot, pair in zip(captured, zip(embeds_now, images_now)):
+                    slot.append(pair)
+            if on_step is not None:
+                on_step(index + 1, total)
+
+        if settings.capture_steps and captured[0]:
+            return [RenderedFrame(image_embed=c[-1][0], image=c[-1][1], steps=c) for c in captured]
+        image_embeds, images = self._decode(latents)
+        return [RenderedFrame(image_embed=e, image=i) for e, i in zip(image_embeds, images)]
+
+    def decode(self, image_embeds: torch.Tensor) -> list[Image.Image]:
+        """Images from saved ``image_embed`` tensors (latents / scaling factor)."""
+        with torch.no_grad():
+            return self._decode(image_embeds.to(self.model.device) * self.scaling_factor)[1]
+
+    def _decode(self, latents: torch.Tensor) -> tuple[list[torch.Tensor], list[Image.Image]]:
+        image_embed = latents / self.scaling_factor
+        pixels = self.model.vae.decode(image_embed.to(self.model.dtype), return_dict=False)[0]
+        images = self.image_processor.postprocess(pixels.float(), output_type="pil")
+        return [e.unsqueeze(0).float().cpu() for e in image_embed], images
+
+    def _encode(self, key: tuple[str, str], pixels: torch.Tensor) -> torch.Tensor:
+        if key in self._encoded:
+            self._encoded.move_to_end(key)
+            return self._encoded[key]
+        vae = self.model.vae
+        dist = vae.encode(pixels.to(self.model.device, self.model.dtype)).latent_dist
+        # The distribution's mean keeps frames deterministic without another seed.
+        latents = dist.mean.float() * self.scaling_factor
+        self._encoded[key] = latents
+        if len(self._encoded) > self._cache_size:
+            self._encoded.popitem(last=False)
+        return latents
+
+    def _image_latents(self, cond: Conditioning) -> torch.Tensor:
+        return self._encode((cond.key, "image"), cond.image)
+
+    def _inpaint_inputs(self, cond: Conditioning, latent_size: torch.Size) -> torch.Tensor:
+        mask = cond.mask.to(self.model.device, torch.float32)
+        masked_image = cond.image.to(self.model.device) * (mask < 0.5)
+        masked_latents = self._encode((cond.key, "masked"), masked_image)
+        small_mask = F.interpolate(mask, size=tuple(latent_size))
+        return torch.cat([small_mask, masked_latents], dim=1)
+
+    def prepare_conditioning(self, key: str, image: Image.Image, height: int, width: int,
+                             mask: Image.Image | None = None) -> Conditioning:
+        """Resize and normalise PIL inputs the way diffusers' SD pipelines do."""
+        pixels = self.image_processor.preprocess(image.convert("RGB"), height=height, width=width)
+        mask_pixels = None
+        if mask is not None:
+            from diffusers.image_processor import VaeImageProcessor
+
+            mask_proc = VaeImageProcessor(vae_scale_factor=self.model.vae_scale_factor,
+                                          do_normalize=False, do_binarize=True,
+                                          do_convert_grayscale=True)
+            mask_pixels = mask_proc.preprocess(mask, height=height, width=width)
+        return Conditioning(key=key, image=pixels.float(), mask=mask_pixels)

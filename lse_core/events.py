@@ -1,0 +1,95 @@
+"""Typed events a run emits; the TUI and the CLI only render these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something worth telling the user once (a file loaded, a fallback taken)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Loaded:
+    model_id: str
+    device: str
+    dtype: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Started:
+    session_dir: Path
+    frames_planned: int | None
+    frames_done: int
+    batch_size: int
+    steps_per_frame: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """One denoising step of the batch that holds ``frames``."""
+
+    frames: tuple[str, ...]
+    step: int
+    total: int
+
+
+@dataclass(frozen=True)
+class FrameReady:
+    index: int
+    name: str
+    path: Path
+    image: Any  # PIL.Image.Image
+    from_disk: bool = False
+
+
+@dataclass(frozen=True)
+class GenerationReady:
+    """Diffevolution: all genes of one generation are on disk."""
+
+    generation: int
+    names: tuple[str, ...]
+    paths: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class WaitingForChoice:
+    generation: int
+    genes: int
+    help: str
+
+
+@dataclass(frozen=True)
+class MediaWritten:
+    paths: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class Finished:
+    session_dir: Path
+    frames_done: int
+    outputs: tuple[Path, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    session_dir: Path | None
+    frames_done: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    message: str
+    bad_input: bool
+    session_dir: Path | None = None
+
+
+Event = (Notice | Loaded | Started | Step | FrameReady | GenerationReady | WaitingForChoice
+         | MediaWritten | Finished | Interrupted | Failed)
+FINAL_EVENTS = (Finished, Interrupted, Failed)

@@ -1,0 +1,92 @@
+"""What experiments ask of the runner, and the base every experiment builds on.
+
+An experiment is a generator of requests: it yields a ``Render`` of frame jobs
+and receives the rendered frames, yields ``Media`` for GIFs and videos, and
+(diffevolution) yields ``AskChoice`` and receives the user's action. It never
+touches files, threads or the UI, so the TUI and the CLI drive it alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generator
+
+from ..config import ExperimentConfig
+from ..engine import Engine, FrameInput, RenderedFrame, RenderSettings
+from ..models import LoadedModel
+from .inputs import Inputs
+
+
+@dataclass
+class FrameJob:
+    name: str
+    input: FrameInput
+    step_names: tuple[str, ...] = ()  # visualize-diffusion: one saved frame per step
+
+
+@dataclass
+class Render:
+    jobs: list[FrameJob]
+    settings: RenderSettings
+
+
+@dataclass
+class Media:
+    """A GIF (and MP4 when ``video``) from saved frames, or a grid PNG when ``grid``."""
+
+    name: str
+    frames: list[str]
+    video: bool = False
+    grid: bool = False
+
+
+@dataclass
+class AskChoice:
+    generation: int
+    genes: int
+    help: str
+
+
+@dataclass
+class Record:
+    """Fields to store in ``session.json`` (e.g. the diffevolution lineage)."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+Request = Render | Media | AskChoice | Record
+Plan = Generator[Request, Any, None]
+
+
+class Experiment:
+    """Shared set-up: inputs resolved (and checked) before a session exists."""
+
+    def __init__(self, cfg: ExperimentConfig, model: LoadedModel, engine: Engine,
+                 notify: Callable[[str], None]) -> None:
+        self.cfg = cfg
+        self.model = model
+        self.engine = engine
+        self.inputs = Inputs(cfg, model, engine, notify)
+
+    def prepare(self) -> None:
+        """Resolve every input now, so bad input fails before a session folder exists."""
+
+    @property
+    def frames_planned(self) -> int | None:
+        return None
+
+    def settings(self, capture_steps: bool = False) -> RenderSettings:
+        cfg = self.cfg
+        return RenderSettings(
+            steps=cfg.diffusion_steps,
+            guidance_scale=cfg.guidance_scale,
+            scheduler=cfg.scheduler,
+            strength=cfg.strength if cfg.model_identifier == "img2img" else 1.0,
+            capture_steps=capture_steps,
+        )
+
+    def plan(self) -> Plan:
+        raise NotImplementedError
+
+
+RenderResult = list[RenderedFrame]

@@ -1,0 +1,134 @@
+"""Resolving a config's prompts, noises and images into tensors, with clear errors."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Callable
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..config import ExperimentConfig, split_prompt
+from ..engine import Conditioning, Engine
+from ..errors import BadInput
+from ..latents import (
+    check_latent_noise,
+    check_prompt_embed,
+    encode_prompt,
+    is_embedding_path,
+    load_embedding,
+    make_noise,
+)
+from ..models import LoadedModel
+
+
+def open_image(path: str, key: str) -> Image.Image:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise BadInput(f"key '{key}': {path}: file not found")
+    try:
+        with Image.open(file) as image:
+            image.load()
+            return image.copy()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise BadInput(f"key '{key}': {path}: not a readable image ({exc.__class__.__name__})") from None
+
+
+class Inputs:
+    """Loads each input once and reports each loaded file once."""
+
+    def __init__(self, cfg: ExperimentConfig, model: LoadedModel, engine: Engine,
+                 notify: Callable[[str], None]) -> None:
+        self.cfg = cfg
+        self.model = model
+        self.engine = engine
+        self.notify = notify
+        self._prompts: dict[str, torch.Tensor] = {}
+        self._files: dict[str, dict[str, torch.Tensor]] = {}
+
+    # files -------------------------------------------------------------------
+    def embedding_file(self, path: str, key: str, tensor: str) -> torch.Tensor:
+        if path not in self._files:
+            if not Path(path).expanduser().is_file():
+                raise BadInput(f"key '{key}': {path}: embedding file not found")
+            self._files[path] = load_embedding(Path(path).expanduser(), needs=(tensor,))
+            self.notify(f"loaded {path}")
+        data = self._files[path]
+        if tensor not in data:
+            raise BadInput(f"{path}: missing tensor {tensor} (has {', '.join(sorted(data))})")
+        value = data[tensor]
+        if tensor == "prompt_embed":
+            check_prompt_embed(path, value, self.model.embed_width,
+                               self.model.tokenizer.model_max_length)
+        else:
+            check_latent_noise(path, value, self.model.latent_channels)
+        return value
+
+    # prompts -----------------------------------------------------------------
+    def prompt(self, item: str, key: str) -> torch.Tensor:
+        """A ``positive|negative`` string or an embedding file path."""
+        if is_embedding_path(item):
+            return self.embedding_file(item.strip(), key, "prompt_embed")
+        if item not in self._prompts:
+            self._prompts[item] = encode_prompt(self.model, *split_prompt(item))
+        return self._prompts[item]
+
+    def base_prompt(self) -> torch.Tensor:
+        if self.cfg.load_prompt_embeds:
+            return self.embedding_file(self.cfg.load_prompt_embeds, "load_prompt_embeds", "prompt_embed")
+        return self.prompt(self.cfg.prompt or "", "prompt")
+
+    # noise -------------------------------------------------------------------
+    def size(self) -> tuple[int, int]:
+        """(height, width): a loaded noise fixes it, else the config, else the model's native size."""
+        if self.cfg.load_latent_noise:
+            noise = self.base_noise()
+            scale = self.model.vae_scale_factor
+            return noise.shape[-2] * scale, noise.shape[-1] * scale
+        native = self.model.native_size
+        return self.cfg.height or native, self.cfg.width or native
+
+    def noise_for_seed(self, seed: int, count: int = 1) -> torch.Tensor:
+        height, width = self.size()
+        return make_noise(seed, count, height, width, self.model.latent_channels,
+                          self.model.vae_scale_factor)
+
+    def base_noise(self) -> torch.Tensor:
+        """(N, C, h, w) for ``images_per_prompt`` images, or the loaded noise."""
+        if self.cfg.load_latent_noise:
+            return self.embedding_file(self.cfg.load_latent_noise, "load_latent_noise", "latent_noise")
+        return self.noise_for_seed(self.cfg.rand_seed or 0, self.cfg.images_per_prompt)
+
+    def noise_item(self, item: int | str, key: str) -> torch.Tensor:
+        """An interpolation/outpaint noise item: a seed or an embedding file path."""
+        if isinstance(item, int):
+            return self.noise_for_seed(item)
+        if is_embedding_path(item):
+            return self.embedding_file(item.strip(), key, "latent_noise")
+        raise BadInput(f"key '{key}': {item!r} is neither a seed nor an embedding file")
+
+    # images ------------------------------------------------------------------
+    def conditioning(self) -> Conditioning | None:
+        """The config's image (and mask) for every frame, or None for txt2img."""
+        cfg = self.cfg
+        if cfg.model_identifier == "txt2img":
+            return None
+        height, width = self.size()
+        image = open_image(cfg.image, "image")
+        mask = None
+        if cfg.model_identifier == "inpaint":
+            mask = open_image(cfg.mask, "mask")
+            if mask.size != image.size:
+                self.notify(f"mask {cfg.mask} is {mask.size[0]}x{mask.size[1]} but the image is "
+                            f"{image.size[0]}x{image.size[1]}; resizing the mask")
+                mask = mask.resize(image.size, Image.Resampling.NEAREST)
+        key = _content_key(image, mask)
+        return self.engine.prepare_conditioning(key, image, height, width, mask)
+
+
+def _content_key(image: Image.Image, mask: Image.Image | None) -> str:
+    digest = hashlib.sha1(image.tobytes())
+    if mask is not None:
+        digest.update(mask.tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,117 @@
+"""Prompt embeddings, latent noise, interpolation and embedding files."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .errors import BadInput
+
+EMBEDDING_KEYS = ("prompt_embed", "latent_noise", "image_embed")
+EMBEDDING_SUFFIXES = (".safetensors", ".pt")
+
+
+@torch.no_grad()
+def encode_prompt(model, positive: str, negative: str) -> torch.Tensor:
+    """(2, 77, D) float32 on the CPU: row 0 the negative/unconditional, row 1 the positive."""
+    tokens = model.tokenizer(
+        [negative, positive],
+        padding="max_length",
+        max_length=model.tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    )
+    hidden = model.text_encoder(tokens.input_ids.to(model.device))[0]
+    return hidden.float().cpu()
+
+
+def make_noise(seed: int, count: int, height: int, width: int, channels: int = 4,
+               scale: int = 8) -> torch.Tensor:
+    """(count, C, H/8, W/8) standard normal noise, the same on every device."""
+    generator = torch.Generator("cpu").manual_seed(seed)
+    return torch.randn((count, channels, height // scale, width // scale), generator=generator)
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    return (1 - t) * a.float() + t * b.float()
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float, dot_threshold: float = 0.9995) -> torch.Tensor:
+    """Spherical interpolation of one sample in float32 (fp16 norms overflow).
+
+    Falls back to lerp for nearly parallel inputs, where the angle is unstable.
+    """
+    a32, b32 = a.float(), b.float()
+    dot = torch.sum(a32 * b32) / (a32.norm() * b32.norm())
+    if torch.abs(dot) > dot_threshold:
+        return lerp(a32, b32, t)
+    theta = torch.acos(dot.clamp(-1, 1))
+    sin_theta = torch.sin(theta)
+    return (torch.sin((1 - t) * theta) / sin_theta) * a32 + (torch.sin(t * theta) / sin_theta) * b32
+
+
+def interpolate(a: torch.Tensor, b: torch.Tensor, t: float, method: str) -> torch.Tensor:
+    return slerp(a, b, t) if method == "slerp" else lerp(a, b, t)
+
+
+def save_embedding(path: Path, prompt_embed: torch.Tensor, latent_noise: torch.Tensor,
+                   image_embed: torch.Tensor) -> None:
+    """Write the three tensors to ``.safetensors`` atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {
+        "prompt_embed": prompt_embed.detach().float().cpu().contiguous(),
+        "latent_noise": latent_noise.detach().float().cpu().contiguous(),
+        "image_embed": image_embed.detach().float().cpu().contiguous(),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, path)
+
+
+def load_embedding(path: str | Path, needs: tuple[str, ...] = EMBEDDING_KEYS) -> dict[str, torch.Tensor]:
+    """Read a ``.safetensors`` or the original tool's ``.pt`` (tensors only, never pickles)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: embedding file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            data = load_file(str(path))
+        else:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        if isinstance(exc, pickle.UnpicklingError) or "weights only" in reason.lower():
+            reason = "it holds objects other than tensors"
+        raise BadInput(f"{path}: not a readable embedding file ({reason[:160]})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise BadInput(f"{path}: an embedding file must hold a mapping of tensors")
+    missing = [k for k in needs if k not in data]
+    if missing:
+        raise BadInput(f"{path}: missing tensor {', '.join(missing)} "
+                       f"(has {', '.join(sorted(data)) or 'nothing'})")
+    return {k: v.float() for k, v in data.items() if k in EMBEDDING_KEYS}
+
+
+def check_prompt_embed(path: str | Path, embed: torch.Tensor, width: int, tokens: int = 77) -> None:
+    expected = (2, tokens, width)
+    if tuple(embed.shape) != expected:
+        raise BadInput(f"{path}: tensor prompt_embed has shape {tuple(embed.shape)}, "
+                       f"the model needs {expected}")
+
+
+def check_latent_noise(path: str | Path, noise: torch.Tensor, channels: int) -> None:
+    if noise.ndim != 4 or noise.shape[0] != 1 or noise.shape[1] != channels:
+        raise BadInput(f"{path}: tensor latent_noise has shape {tuple(noise.shape)}, "
+                       f"the model needs (1, {channels}, H/8, W/8)")
+
+
+def is_embedding_path(text: str) -> bool:
+    """A list item that names an embedding file rather than a prompt or seed."""
+    return str(text).strip().endswith(EMBEDDING_SUFFIXES)

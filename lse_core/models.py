@@ -1,0 +1,190 @@
+"""Loading Stable Diffusion 2.x components (hub id, local folder or ``tiny``) once per process."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import BadInput
+
+log = logging.getLogger(__name__)
+
+SCHEDULERS = (
+    "DPMSolverMultistepScheduler",
+    "EulerDiscreteScheduler",
+    "EulerAncestralDiscreteScheduler",
+    "DDIMScheduler",
+    "DDPMScheduler",
+    "HeunDiscreteScheduler",
+    "DEISMultistepScheduler",
+    "LMSDiscreteScheduler",
+    "KDPM2DiscreteScheduler",
+    "KDPM2AncestralDiscreteScheduler",
+    "DPMSolverSinglestepScheduler",
+    "PNDMScheduler",
+    "UniPCMultistepScheduler",
+)
+
+
+@dataclass
+class LoadedModel:
+    """The components the engine drives, on one device in one dtype."""
+
+    model_id: str
+    source: str
+    tokenizer: Any
+    text_encoder: Any
+    unet: Any
+    vae: Any
+    scheduler_config: Any
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def is_inpaint(self) -> bool:
+        return self.unet.config.in_channels == 9
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def native_size(self) -> int:
+        return self.unet.config.sample_size * self.vae_scale_factor
+
+    @property
+    def embed_width(self) -> int:
+        return self.text_encoder.config.hidden_size
+
+    @property
+    def latent_channels(self) -> int:
+        return self.vae.config.latent_channels
+
+
+def resolve_scheduler_name(name: str) -> str:
+    """Accept ``Euler``, ``EulerDiscrete`` or the full class name."""
+    for full in SCHEDULERS:
+        short = full.removesuffix("Scheduler")
+        if name in (full, short, short.removesuffix("Discrete")):
+            return full
+    raise BadInput(f"key 'scheduler': unknown scheduler '{name}' (valid: {', '.join(SCHEDULERS)})")
+
+
+def make_scheduler(model: LoadedModel, name: str) -> Any:
+    import diffusers
+
+    return getattr(diffusers, resolve_scheduler_name(name)).from_config(model.scheduler_config)
+
+
+def pick_device(device: str | None, gpu_id: int = 0) -> torch.device:
+    if device:
+        try:
+            chosen = torch.device(device)
+        except RuntimeError:
+            raise BadInput(f"--device: unknown device '{device}'") from None
+        if chosen.type == "cuda" and not torch.cuda.is_available():
+            raise BadInput(f"--device: '{device}' asked for but CUDA is not available")
+        return chosen
+    if torch.cuda.is_available():
+        return torch.device(f"cuda:{gpu_id}")
+    return torch.device("cpu")
+
+
+def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
+    names = {"fp16": torch.float16, "float16": torch.float16, "fp32": torch.float32,
+             "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+    if dtype:
+        if dtype not in names:
+            raise BadInput(f"--dtype: unknown dtype '{dtype}' (valid: fp16, bf16, fp32)")
+        return names[dtype]
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def _locate(model_id: str, inpaint: bool) -> str:
+    if model_id == "tiny":
+        from .tiny import tiny_path
+
+        return str(tiny_path(inpaint))
+    path = Path(model_id).expanduser()
+    if path.exists():
+        if not (path / "model_index.json").is_file():
+            raise BadInput(f"key 'model_id': {model_id} is not a diffusers model folder "
+                           "(no model_index.json)")
+        return str(path)
+    looks_like_path = model_id.startswith((".", "/", "~")) or model_id.count("/") != 1
+    if looks_like_path:
+        raise BadInput(f"key 'model_id': model folder {model_id} does not exist")
+    return model_id
+
+
+_CACHE: dict[tuple[str, bool, str, torch.dtype], LoadedModel] = {}
+
+
+def load_model(model_id: str, inpaint: bool, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    """Load (or reuse) a model; ``inpaint`` says which kind the experiment needs."""
+    key = (model_id, inpaint, str(device), dtype)
+    if key in _CACHE:
+        return _CACHE[key]
+    source = _locate(model_id, inpaint)
+    _quiet_libraries()
+    from diffusers import DiffusionPipeline
+
+    try:
+        pipe = DiffusionPipeline.from_pretrained(source, dtype=dtype)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise BadInput(f"key 'model_id': cannot load model '{model_id}': {first}") from None
+    missing = [c for c in ("tokenizer", "text_encoder", "unet", "vae") if getattr(pipe, c, None) is None]
+    if missing:
+        raise BadInput(f"key 'model_id': '{model_id}' is not a Stable Diffusion model "
+                       f"(no {', '.join(missing)})")
+    model = LoadedModel(
+        model_id=model_id,
+        source=source,
+        tokenizer=pipe.tokenizer,
+        text_encoder=pipe.text_encoder.to(device).eval(),
+        unet=pipe.unet.to(device).eval(),
+        vae=pipe.vae.to(device).eval(),
+        scheduler_config=pipe.scheduler.config,
+        device=device,
+        dtype=dtype,
+    )
+    if model.is_inpaint != inpaint:
+        wanted = "an inpainting model (9-channel UNet)" if inpaint else "a txt2img/img2img model"
+        have = "an inpainting model" if model.is_inpaint else "a 4-channel txt2img model"
+        raise BadInput(f"key 'model_id': this experiment needs {wanted}, but '{model_id}' is {have}")
+    if device.type == "cuda":
+        model.unet.to(memory_format=torch.channels_last)
+    _CACHE[key] = model
+    return model
+
+
+def apply_memory_options(model: LoadedModel, att_slicing: bool, vae_slicing: bool,
+                         vae_tiling: bool, enable_xformers: bool) -> list[str]:
+    """Honour the config's memory switches; returns warnings to show the user."""
+    notes = []
+    model.unet.set_attention_slice("auto" if att_slicing else None)
+    (model.vae.enable_slicing if vae_slicing else model.vae.disable_slicing)()
+    (model.vae.enable_tiling if vae_tiling else model.vae.disable_tiling)()
+    if enable_xformers:
+        try:
+            model.unet.enable_xformers_memory_efficient_attention()
+        except Exception as exc:  # xformers missing or unusable on this device
+            notes.append(f"xformers unavailable ({exc.__class__.__name__}); using PyTorch SDPA")
+    return notes
+
+
+def _quiet_libraries() -> None:
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=".*requires torchvision.*")

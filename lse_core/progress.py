@@ -1,0 +1,105 @@
+"""Headless progress: a live rich bar on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from .events import (
+    Event,
+    Failed,
+    Finished,
+    FrameReady,
+    Interrupted,
+    Loaded,
+    MediaWritten,
+    Notice,
+    Started,
+    Step,
+    WaitingForChoice,
+)
+
+EXIT_DONE, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+Reporter = Callable[[Event], "int | None"]
+
+
+def final_code(event: Event) -> int | None:
+    if isinstance(event, Finished):
+        return EXIT_DONE
+    if isinstance(event, Interrupted):
+        return EXIT_INTERRUPTED
+    if isinstance(event, Failed):
+        return EXIT_BAD_INPUT if event.bad_input else EXIT_FAILED
+    return None
+
+
+def describe(event: Event) -> str | None:
+    """The line a plain log shows for an event (None: not worth a line)."""
+    if isinstance(event, Notice):
+        return event.message
+    if isinstance(event, Loaded):
+        return f"model {event.model_id} on {event.device} ({event.dtype}) in {event.seconds:.1f}s"
+    if isinstance(event, Started):
+        planned = "?" if event.frames_planned is None else event.frames_planned
+        return f"session {event.session_dir} ({planned} frames, batch {event.batch_size})"
+    if isinstance(event, FrameReady):
+        source = " (already on disk)" if event.from_disk else ""
+        return f"frame {event.index + 1}: {event.path}{source}"
+    if isinstance(event, MediaWritten):
+        return "wrote " + ", ".join(str(p) for p in event.paths)
+    if isinstance(event, WaitingForChoice):
+        return event.help
+    if isinstance(event, Finished):
+        return f"done: {event.frames_done} frames in {event.session_dir}"
+    if isinstance(event, Interrupted):
+        where = f"; resume with: lse resume {event.session_dir}" if event.session_dir else ""
+        return f"interrupted after {event.frames_done} frames{where}"
+    if isinstance(event, Failed):
+        return f"lse: {event.message}"
+    return None
+
+
+@contextmanager
+def console_reporter(live: bool | None = None) -> Iterator[Reporter]:
+    live = sys.stdout.isatty() if live is None else live
+    if not live:
+        yield _plain
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn())
+    tasks: dict[str, int] = {}
+
+    def report(event: Event) -> int | None:
+        if isinstance(event, Started):
+            tasks["frames"] = progress.add_task("frames", total=event.frames_planned,
+                                                completed=event.frames_done)
+            tasks["steps"] = progress.add_task("steps", total=event.steps_per_frame)
+        elif isinstance(event, Step) and "steps" in tasks:
+            progress.update(tasks["steps"], completed=event.step, total=event.total)
+        elif isinstance(event, FrameReady) and "frames" in tasks:
+            progress.update(tasks["frames"], completed=event.index + 1)
+        line = describe(event)
+        if line and not isinstance(event, (FrameReady, Step)):
+            progress.console.print(line, style="red" if isinstance(event, Failed) else None)
+        return final_code(event)
+
+    with progress:
+        yield report
+
+
+def _plain(event: Event) -> int | None:
+    line = describe(event)
+    if line:
+        stream = sys.stderr if isinstance(event, Failed) else sys.stdout
+        print(line, file=stream, flush=True)
+    return final_code(event)

@@ -1,0 +1,35 @@
+"""Helpers the tests share: run the CLI in-process, find the session it wrote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPAT = ROOT.parent / "shared" / "compat"
+SMALL = ["height=64", "width=64", "diffusion_steps=3"]
+
+
+def run_cli(*args: str) -> int:
+    from lse_core.cli import main
+
+    return main(list(args))
+
+
+def run_config(config: str | Path, out: Path, *overrides: str, model: str = "tiny") -> int:
+    args = ["run", str(config), "--model", model, "--out", str(out)]
+    for item in (*SMALL, *overrides):
+        args += ["--set", item]
+    return run_cli(*args)
+
+
+def only_session(out: Path) -> Path:
+    sessions = [p for p in out.iterdir() if p.is_dir()]
+    assert len(sessions) == 1, sessions
+    return sessions[0]
+
+
+def write_config(path: Path, **keys) -> Path:
+    path.write_text(yaml.safe_dump(keys))
+    return path

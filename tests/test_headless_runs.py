@@ -1,0 +1,89 @@
+"""`lse run` on the project's own configs writes the session the spec describes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+from safetensors.torch import load_file
+
+from helpers import ROOT, only_session, run_config
+
+KINDS = ("txt2img", "img2img", "inpaint")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_single_inference_writes_session(kind, out):
+    assert run_config(ROOT / "configs" / kind / "single_inference.yaml", out,
+                      "images_per_prompt=2") == 0
+    session = only_session(out)
+    assert session.name.endswith(f"_{kind}_single-inference")
+    for sub in ("configs", "images", "embeddings", "gifs", "videos"):
+        assert (session / sub).is_dir()
+    pngs = sorted(p.name for p in (session / "images").glob("*.png"))
+    assert pngs == ["output-0_diffstep-3.png", "output-1_diffstep-3.png"]
+    for name in pngs:
+        with Image.open(session / "images" / name) as image:
+            assert image.size == (64, 64)
+        tensors = load_file(session / "embeddings" / name.replace(".png", ".safetensors"))
+        assert tensors["prompt_embed"].shape == (2, 77, 1024)
+        assert tensors["latent_noise"].shape == (1, 4, 8, 8)
+        assert tensors["image_embed"].shape == (1, 4, 8, 8)
+    manifest = json.loads((session / "session.json").read_text())
+    assert manifest["state"] == "done"
+    assert manifest["frames_done"] == manifest["frames_planned"] == 2
+    assert manifest["batch_size"] >= 1
+    assert {"lse", "torch", "diffusers"} <= set(manifest["versions"])
+    stored = (session / "configs" / "config.yaml").read_text()
+    assert "model_id: tiny" in stored and "rand_seed: 42" in stored
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_visualize_diffusion_writes_steps_gif_grid(kind, out):
+    assert run_config(ROOT / "configs" / kind / "visualize_diffusion.yaml", out,
+                      "strength=1.0") == 0
+    session = only_session(out)
+    steps = [session / "images" / f"output-0_diffstep-{s}.png" for s in (1, 2, 3)]
+    assert all(p.is_file() for p in steps)
+    assert all((session / "embeddings" / f"output-0_diffstep-{s}.safetensors").is_file()
+               for s in (1, 2, 3))
+    with Image.open(session / "gifs" / "output-0_diffusion.gif") as gif:
+        assert gif.n_frames == 3
+    with Image.open(session / "images" / "output-0_diffusion-grid.png") as sheet:
+        assert sheet.size == (128, 128)  # 3 steps on a 2x2 sheet of 64x64 frames
+        with Image.open(steps[0]) as first:
+            assert sheet.crop((0, 0, 64, 64)).tobytes() == first.convert("RGB").tobytes()
+    assert (session / "videos" / "output-0_diffusion.mp4").stat().st_size > 0
+
+
+def test_img2img_strength_runs_fewer_steps(out):
+    assert run_config(ROOT / "configs/img2img/visualize_diffusion.yaml", out,
+                      "diffusion_steps=4", "strength=0.5") == 0
+    session = only_session(out)
+    steps = sorted(p.name for p in (session / "images").glob("output-0_diffstep-*.png"))
+    # round(4 * 0.5) = 2 denoising steps, plus the final frame named after diffusion_steps
+    assert steps == ["output-0_diffstep-1.png", "output-0_diffstep-2.png", "output-0_diffstep-4.png"]
+
+
+def test_same_seed_gives_identical_bytes(tmp_path):
+    config = ROOT / "configs/txt2img/single_inference.yaml"
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert run_config(config, first, "images_per_prompt=3", "batch_size=2") == 0
+    assert run_config(config, second, "images_per_prompt=3", "batch_size=2") == 0
+    a, b = only_session(first), only_session(second)
+    names = sorted(p.name for p in (a / "images").glob("*.png"))
+    assert len(names) == 3
+    for name in names:
+        assert (a / "images" / name).read_bytes() == (b / "images" / name).read_bytes()
+
+
+def test_export_rewrites_gif_and_mp4(out):
+    from helpers import run_cli
+
+    assert run_config(ROOT / "configs/txt2img/visualize_diffusion.yaml", out) == 0
+    session = only_session(out)
+    gif = session / "gifs" / "output-0_diffusion.gif"
+    gif.unlink()
+    assert run_cli("export", str(session), "--gif") == 0
+    assert gif.is_file()

@@ -31,10 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a config key; the value is parsed as YAML (repeatable)")
     run.add_argument("--out", help="override output_path (where sessions are written)")
     _device_options(run)
+    _choice_options(run)
 
     resume = sub.add_parser("resume", help="continue an interrupted session")
     resume.add_argument("session", help="session folder")
     _device_options(resume)
+    _choice_options(resume)
 
     sessions = sub.add_parser("sessions", help="list sessions with status and frame counts")
     sessions.add_argument("dir", nargs="?", default="sessions", help="folder holding sessions")
@@ -57,6 +59,15 @@ def _device_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:1 … (default: CUDA if present)")
     parser.add_argument("--dtype", choices=("fp16", "bf16", "fp32"),
                         help="default: fp16 on CUDA, fp32 on CPU")
+
+
+def _choice_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--auto", type=int, metavar="N",
+                       help="diffevolution: let lse pick genes for N generations, then finish")
+    group.add_argument("--actions", metavar="FILE",
+                       help="diffevolution: answers, one line per generation, in the console "
+                            "syntax gene;auto;prompt (finishes when they run out)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,31 +110,52 @@ def _run(args: argparse.Namespace) -> int:
     if args.out:
         overrides.append(f"output_path={args.out}")
     cfg = load_config(args.config, overrides, model=args.model)
+    answers = _answers(args, cfg)
     run = ExperimentRun(cfg, RunOptions(device=args.device, dtype=args.dtype))
-    return _drive(run)
+    return _drive(run, answers)
 
 
 def _resume(args: argparse.Namespace) -> int:
     from .run import ExperimentRun, RunOptions
     from .session import Session
 
-    Session.open(args.session)  # a clear error before any model loads
+    session = Session.open(args.session)  # a clear error before any model loads
+    answers = _answers(args, session.config())
     run = ExperimentRun(resume=args.session, options=RunOptions(device=args.device, dtype=args.dtype))
-    return _drive(run)
+    return _drive(run, answers)
 
 
-def _drive(run) -> int:
+def _answers(args: argparse.Namespace, cfg):
+    from .answers import ConsoleAnswers, ScriptedAnswers
+
+    if cfg.exp_identifier != "diffevolution":
+        return None
+    if args.actions:
+        return ScriptedAnswers.from_file(Path(args.actions), cfg.genes_per_generation)
+    if args.auto is not None:
+        return ScriptedAnswers.auto(args.auto)
+    if sys.stdin.isatty():
+        return ConsoleAnswers()
+    return ScriptedAnswers([])
+
+
+def _drive(run, answers=None) -> int:
+    from .events import WaitingForChoice
     from .progress import console_reporter
 
     async def consume() -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, run.cancel)
-        with console_reporter() as report:
+        # A live bar would fight with the console prompt of an interactive diffevolution.
+        live = None if answers is None or not answers.interactive else False
+        with console_reporter(live) as report:
             async for event in run.events():
                 code = report(event)
                 if code is not None:
                     return code
+                if isinstance(event, WaitingForChoice):
+                    run.choose(await answers.next(event))
         return EXIT_FAILED
 
     return asyncio.run(consume())

@@ -60,9 +60,12 @@ class GenerationReady:
 
 @dataclass(frozen=True)
 class WaitingForChoice:
+    """Diffevolution waits for ``ExperimentRun.choose(Choice(...))``."""
+
     generation: int
     genes: int
     help: str
+    lineage: tuple[dict[str, Any], ...] = ()  # nodes: id, name, parent, generation
 
 
 @dataclass(frozen=True)

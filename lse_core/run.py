@@ -28,6 +28,7 @@ from .events import (
     Failed,
     Finished,
     FrameReady,
+    GenerationReady,
     Interrupted,
     Loaded,
     MediaWritten,
@@ -37,8 +38,8 @@ from .events import (
     WaitingForChoice,
 )
 from .experiments import EXPERIMENTS
-from .experiments.base import AskChoice, FrameJob, Media, Record, Render
-from .media import write_media
+from .experiments.base import AskChoice, Copy, FrameJob, Media, Record, Render, SaveImages
+from .media import save_png, write_media
 from .models import (
     LoadedModel,
     apply_memory_options,
@@ -170,9 +171,6 @@ class ExperimentRun:
         else:
             cfg = with_defaults(self.cfg)
         resolve_scheduler_name(cfg.scheduler)
-        if cfg.exp_identifier not in EXPERIMENTS:
-            raise BadInput(f"key 'exp_identifier': {cfg.exp_identifier} is not available in this "
-                           f"version (available: {', '.join(EXPERIMENTS)})")
 
         device = pick_device(self.options.device or _same_device(manifest), cfg.gpu_id)
         dtype = pick_dtype(self.options.dtype or manifest.get("dtype_name"), device)
@@ -187,7 +185,8 @@ class ExperimentRun:
             model.unet.forward = torch.compile(model.unet.forward)
 
         engine = engine_for(model)
-        experiment = EXPERIMENTS[cfg.exp_identifier](cfg, model, engine, lambda m: emit(Notice(m)))
+        experiment = EXPERIMENTS[cfg.exp_identifier](cfg, model, engine, lambda m: emit(Notice(m)),
+                                                     saved=manifest)
         experiment.prepare()
         if self._cancel.is_set():
             raise Cancelled()
@@ -265,8 +264,13 @@ class _PlanDriver:
             return self._render(request)
         if isinstance(request, Media):
             return self._media(request)
+        if isinstance(request, SaveImages):
+            return self._save_images(request)
+        if isinstance(request, Copy):
+            return self._copy(request)
         if isinstance(request, AskChoice):
-            self.emit(WaitingForChoice(request.generation, request.genes, request.help))
+            self.emit(WaitingForChoice(request.generation, request.genes, request.help,
+                                       request.lineage))
             return self._wait_for_choice()
         if isinstance(request, Record):
             self.session.update(**request.fields)
@@ -296,6 +300,9 @@ class _PlanDriver:
             else:
                 rendered = self._render_chunk(chunk, request.settings)
             results.extend(rendered)
+        if request.generation is not None:
+            self.emit(GenerationReady(request.generation, tuple(j.name for j in request.jobs),
+                                      tuple(self.session.image_path(j.name) for j in request.jobs)))
         return results
 
     def _render_chunk(self, chunk: list[FrameJob], settings: RenderSettings) -> list[RenderedFrame]:
@@ -307,6 +314,8 @@ class _PlanDriver:
             cancel=self.cancel,
         )
         for job, frame in zip(chunk, rendered):
+            if job.finish is not None:
+                frame.image = job.finish(frame.image)
             for step_name, (step_embed, step_image) in zip(job.step_names, frame.steps):
                 self.session.write_frame(step_name, step_image, job.input.prompt_embed,
                                          job.input.noise, step_embed)
@@ -322,6 +331,22 @@ class _PlanDriver:
         for job, frame in zip(chunk, rendered):
             self.emit(FrameReady(self.frames_done, job.name, self.session.image_path(job.name),
                                  frame.image, from_disk))
+            self.frames_done += 1
+        self.session.update(frames_done=self.frames_done)
+
+    def _save_images(self, request: SaveImages) -> None:
+        for name, image in request.images:
+            path = self.session.image_path(name)
+            save_png(image, path)
+            self.emit(FrameReady(self.frames_done, name, path, image))
+            self.frames_done += 1
+        self.session.update(frames_done=self.frames_done)
+
+    def _copy(self, request: Copy) -> None:
+        for source, target in request.pairs:
+            self.session.copy_frame(source, target)
+            self.emit(FrameReady(self.frames_done, target, self.session.image_path(target),
+                                 self.session.read_image(target)))
             self.frames_done += 1
         self.session.update(frames_done=self.frames_done)
 

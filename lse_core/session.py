@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -106,12 +107,15 @@ class Session:
         save_png(image, self.image_path(name))
         return self.image_path(name)
 
+    def copy_frame(self, source: str, target: str) -> None:
+        for make in (self.embedding_path, self.image_path):
+            tmp = make(target).with_name(f".{make(target).name}.tmp")
+            shutil.copyfile(make(source), tmp)
+            os.replace(tmp, make(target))
+
     def read_image(self, name: str) -> Image.Image:
         with Image.open(self.image_path(name)) as image:
             return image.convert("RGB")
 
     def read_embedding(self, name: str):
         return load_embedding(self.embedding_path(name))
-
-    def count_images(self) -> int:
-        return sum(1 for p in (self.path / "images").glob("*.png") if not p.name.startswith("."))

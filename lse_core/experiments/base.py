@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generator
 
+from PIL import Image
+
 from ..config import ExperimentConfig
 from ..engine import Engine, FrameInput, RenderedFrame, RenderSettings
 from ..models import LoadedModel
@@ -22,12 +24,16 @@ class FrameJob:
     name: str
     input: FrameInput
     step_names: tuple[str, ...] = ()  # visualize-diffusion: one saved frame per step
+    # Applied to the decoded image before it is saved (outpaint keeps the old pixels);
+    # saving only the finished image keeps a resumed run identical to an uninterrupted one.
+    finish: Callable[[Image.Image], Image.Image] | None = None
 
 
 @dataclass
 class Render:
     jobs: list[FrameJob]
     settings: RenderSettings
+    generation: int | None = None  # diffevolution: these jobs are one generation's genes
 
 
 @dataclass
@@ -41,10 +47,25 @@ class Media:
 
 
 @dataclass
+class SaveImages:
+    """Frames made without diffusion (outpaint fillers): PNGs only, in this order."""
+
+    images: list[tuple[str, Image.Image]]
+
+
+@dataclass
+class Copy:
+    """Frames equal to an already saved frame (a random walk's start for each direction)."""
+
+    pairs: list[tuple[str, str]]  # (source, target)
+
+
+@dataclass
 class AskChoice:
     generation: int
     genes: int
     help: str
+    lineage: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass
@@ -54,7 +75,7 @@ class Record:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-Request = Render | Media | AskChoice | Record
+Request = Render | Media | SaveImages | Copy | AskChoice | Record
 Plan = Generator[Request, Any, None]
 
 
@@ -62,8 +83,9 @@ class Experiment:
     """Shared set-up: inputs resolved (and checked) before a session exists."""
 
     def __init__(self, cfg: ExperimentConfig, model: LoadedModel, engine: Engine,
-                 notify: Callable[[str], None]) -> None:
+                 notify: Callable[[str], None], saved: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
+        self.saved = saved or {}  # session.json of a resumed run (diffevolution replays it)
         self.model = model
         self.engine = engine
         self.inputs = Inputs(cfg, model, engine, notify)

@@ -109,12 +109,12 @@ class Inputs:
         raise BadInput(f"key '{key}': {item!r} is neither a seed nor an embedding file")
 
     # images ------------------------------------------------------------------
-    def conditioning(self) -> Conditioning | None:
+    def conditioning(self, size: tuple[int, int] | None = None) -> Conditioning | None:
         """The config's image (and mask) for every frame, or None for txt2img."""
         cfg = self.cfg
         if cfg.model_identifier == "txt2img":
             return None
-        height, width = self.size()
+        height, width = size or self.size()
         image = open_image(cfg.image, "image")
         mask = None
         if cfg.model_identifier == "inpaint":
@@ -123,11 +123,12 @@ class Inputs:
                 self.notify(f"mask {cfg.mask} is {mask.size[0]}x{mask.size[1]} but the image is "
                             f"{image.size[0]}x{image.size[1]}; resizing the mask")
                 mask = mask.resize(image.size, Image.Resampling.NEAREST)
-        key = _content_key(image, mask)
+        key = content_key(image, mask)
         return self.engine.prepare_conditioning(key, image, height, width, mask)
 
 
-def _content_key(image: Image.Image, mask: Image.Image | None) -> str:
+def content_key(image: Image.Image, mask: Image.Image | None = None) -> str:
+    """Identifies image inputs by content, so the engine's encoding cache never goes stale."""
     digest = hashlib.sha1(image.tobytes())
     if mask is not None:
         digest.update(mask.tobytes())

@@ -1,0 +1,56 @@
+"""Headless answers to diffevolution: typed at the console, scripted, or automatic."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from .errors import BadInput
+from .events import WaitingForChoice
+from .experiments.diffevolution import Choice, parse_choice
+
+
+class ScriptedAnswers:
+    """Answers given up front; when they run out the run ends (and can be resumed later)."""
+
+    interactive = False
+
+    def __init__(self, choices: list[Choice]) -> None:
+        self.choices = list(choices)
+
+    @classmethod
+    def from_file(cls, path: Path, genes: int) -> "ScriptedAnswers":
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise BadInput(f"--actions: {path}: cannot read ({exc.__class__.__name__})") from None
+        choices = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                choices.append(parse_choice(line, genes))
+            except ValueError as exc:
+                raise BadInput(f"--actions: {path} line {number}: {exc}") from None
+        return cls(choices)
+
+    @classmethod
+    def auto(cls, generations: int) -> "ScriptedAnswers":
+        if generations < 1:
+            raise BadInput("--auto: must be at least 1")
+        return cls([Choice(auto=generations)])
+
+    async def next(self, event: WaitingForChoice) -> Choice:
+        return self.choices.pop(0) if self.choices else Choice(end=True)
+
+
+class ConsoleAnswers:
+    """The original tool's prompt: ``gene;auto_steps;prompt``, empty = re-roll, exit = finish."""
+
+    interactive = True
+
+    async def next(self, event: WaitingForChoice) -> Choice:
+        while True:
+            line = await asyncio.to_thread(input, f"generation {event.generation}: {event.help}\n> ")
+            try:
+                return parse_choice(line, event.genes)
+            except ValueError as exc:
+                print(f"  {exc}")

@@ -1,0 +1,187 @@
+"""diffevolution (SPEC §5.5): breed images by picking genes, generation after generation.
+
+Each generation holds ``genes_per_generation`` candidates around the parent:
+gene i's noise is slerp(parent noise, fresh noise i, step_size) and every gene's
+prompt is slerp(parent prompt, target prompt, step_size). The user answers each
+generation with a ``Choice``. Choices are stored in ``session.json``; a resumed
+session replays them (their frames are already on disk) and goes on from the
+last parent, so the lineage tree and every file come out the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..engine import FrameInput
+from ..errors import BadInput
+from ..latents import make_noise, slerp
+from .base import AskChoice, Experiment, FrameJob, Media, Plan, Record, Render
+
+HELP = ("gene[;auto N][;prompt|negative]  ·  empty line = re-roll  ·  ;;prompt = new target  ·  "
+        "back K = return to lineage node K  ·  exit = finish")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One answer to a generation, applied in this order: back, gene, prompt, auto.
+
+    All fields empty means re-roll: the same parent with new random noises.
+    """
+
+    gene: int | None = None
+    auto: int = 0
+    prompt: str | None = None
+    back: int | None = None
+    end: bool = False
+
+
+def parse_choice(text: str, genes: int) -> Choice:
+    """The original tool's console syntax ``{gene};{auto_steps};{prompt}``, plus ``back K``."""
+    text = text.strip()
+    if text.lower() in ("exit", "end", "quit", "q"):
+        return Choice(end=True)
+    if text.lower().startswith("back"):
+        node = text[4:].strip()
+        if not node.isdigit():
+            raise ValueError("back needs a lineage node number, e.g. 'back 2'")
+        return Choice(back=int(node))
+    gene_text, _, rest = text.partition(";")
+    auto_text, _, prompt = rest.partition(";")
+    gene = None
+    if gene_text.strip():
+        if not gene_text.strip().isdigit() or int(gene_text) >= genes:
+            raise ValueError(f"gene must be a number from 0 to {genes - 1}")
+        gene = int(gene_text)
+    auto = 0
+    if auto_text.strip():
+        if not auto_text.strip().isdigit():
+            raise ValueError("auto steps must be a whole number")
+        auto = int(auto_text)
+    return Choice(gene=gene, auto=auto, prompt=prompt.strip() or None)
+
+
+@dataclass
+class _Node:
+    id: int
+    name: str
+    parent: int | None
+    generation: int
+    prompt: torch.Tensor
+    noise: torch.Tensor
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "parent": self.parent,
+                "generation": self.generation}
+
+
+class Diffevolution(Experiment):
+    def prepare(self) -> None:
+        cfg = self.cfg
+        self.start_prompt = self.inputs.base_prompt()
+        self.start_noise = self.inputs.base_noise()[:1]
+        self.conditioning = self.inputs.conditioning()
+        self.seed = cfg.rand_seed or 0
+        saved = self.saved.get("diffevolution", {})
+        self.replay = [Choice(**c) for c in saved.get("choices", [])]
+
+    def _fresh_noise(self, generation: int) -> torch.Tensor:
+        seed = int(np.random.SeedSequence([self.seed, generation]).generate_state(1)[0])
+        height, width = self.inputs.size()
+        return make_noise(seed, self.cfg.genes_per_generation, height, width,
+                          self.model.latent_channels, self.model.vae_scale_factor)
+
+    def _auto_pick(self, generation: int) -> int:
+        return int(np.random.default_rng([self.seed, generation, 1]).integers(self.cfg.genes_per_generation))
+
+    def _ask(self, generation: int, nodes: list[_Node]) -> Plan:
+        """Ask until the answer fits this generation and lineage."""
+        lineage = tuple(n.public() for n in nodes)
+        while True:
+            choice = yield AskChoice(generation, self.cfg.genes_per_generation, HELP, lineage)
+            problem = self._problem(choice, len(nodes))
+            if problem is None:
+                return choice
+            self.inputs.notify(problem)
+
+    def _problem(self, choice: Choice, node_count: int) -> str | None:
+        genes = self.cfg.genes_per_generation
+        if choice.back is not None and not 0 <= choice.back < node_count:
+            return f"back {choice.back}: the lineage has nodes 0 to {node_count - 1}"
+        if choice.gene is not None and not 0 <= choice.gene < genes:
+            return f"gene {choice.gene}: this generation has genes 0 to {genes - 1}"
+        if choice.gene is not None and choice.back is not None:
+            return "pick a gene or step back, not both in one answer"
+        if choice.auto < 0:
+            return "auto steps must be ≥ 0"
+        if choice.prompt:
+            try:
+                self.inputs.prompt(choice.prompt, "prompt")
+            except BadInput as exc:
+                return str(exc)
+        return None
+
+    def plan(self) -> Plan:
+        cfg = self.cfg
+        genes = cfg.genes_per_generation
+        settings = self.settings()
+        start = FrameInput(self.start_prompt, self.start_noise, self.seed, self.conditioning)
+        yield Render([FrameJob("difevol-start", start)], settings)
+        nodes = [_Node(0, "difevol-start", None, 0, self.start_prompt, self.start_noise)]
+        parent = nodes[0]
+        target, target_text = self.start_prompt, None
+        choices: list[Choice] = []
+        auto_left = 0
+        generation = 0
+        while True:
+            generation += 1
+            fresh = self._fresh_noise(generation)
+            prompt = slerp(parent.prompt, target, cfg.step_size)
+            jobs = []
+            for i in range(genes):
+                noise = slerp(parent.noise, fresh[i : i + 1], cfg.step_size)
+                frame = FrameInput(prompt, noise, self.seed + generation * genes + i, self.conditioning)
+                jobs.append(FrameJob(f"difevol-gen-{generation:03d}_parent-{parent.id}_gene-{i}", frame))
+            yield Render(jobs, settings, generation=generation)
+
+            if auto_left > 0:
+                auto_left -= 1
+                choice = Choice(gene=self._auto_pick(generation))
+            else:
+                if self.replay:
+                    choice = self.replay.pop(0)
+                else:
+                    choice = yield from self._ask(generation, nodes)
+                if not choice.end:
+                    choices.append(choice)
+            if choice.end:
+                break
+            if choice.auto and choice.gene is None and choice.back is None:
+                # "auto N" alone: the tool picks from this generation too.
+                choice = replace(choice, gene=self._auto_pick(generation), auto=choice.auto - 1)
+            if choice.back is not None:
+                parent = nodes[choice.back]
+            if choice.gene is not None:
+                node = _Node(len(nodes), jobs[choice.gene].name, parent.id, generation, prompt,
+                             jobs[choice.gene].input.noise)
+                nodes.append(node)
+                parent = node
+            if choice.prompt:
+                target, target_text = self.inputs.prompt(choice.prompt, "prompt"), choice.prompt
+            auto_left += choice.auto
+            yield Record({"diffevolution": {
+                "choices": [asdict(c) for c in choices],
+                "lineage": [n.public() for n in nodes],
+                "current": parent.id,
+                "target_prompt": target_text,
+                "generations": generation,
+            }})
+        path = []
+        node: _Node | None = parent
+        while node is not None:
+            path.append(node.name)
+            node = nodes[node.parent] if node.parent is not None else None
+        yield Media("difevol-lineage", path[::-1], video=len(path) > 2)

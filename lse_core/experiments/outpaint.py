@@ -1,0 +1,132 @@
+"""outpaint-walk (SPEC §5.6, inpaint only): a camera moving over an image that keeps growing.
+
+Each keyframe shifts the previous one by a margin in the camera's direction,
+inpaints the uncovered band and keeps the old pixels elsewhere; filler frames
+slide (or zoom) from one keyframe to the next without diffusion.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from PIL import Image
+
+from ..engine import FrameInput
+from ..errors import BadInput
+from ..latents import make_noise
+from .base import Experiment, FrameJob, Media, Plan, Render, SaveImages
+from .inputs import content_key, open_image
+
+
+def shifted_canvas(image: Image.Image, action: str, mx: int, my: int) -> tuple[Image.Image, Image.Image]:
+    """The previous frame moved for ``action`` and the mask (white) of what must be painted."""
+    width, height = image.size
+    canvas = Image.new("RGB", (width, height))
+    mask = Image.new("L", (width, height), 0)
+    if action == "right":
+        canvas.paste(image.crop((mx, 0, width, height)), (0, 0))
+        mask.paste(255, (width - mx, 0, width, height))
+    elif action == "left":
+        canvas.paste(image.crop((0, 0, width - mx, height)), (mx, 0))
+        mask.paste(255, (0, 0, mx, height))
+    elif action == "down":
+        canvas.paste(image.crop((0, my, width, height)), (0, 0))
+        mask.paste(255, (0, height - my, width, height))
+    elif action == "up":
+        canvas.paste(image.crop((0, 0, width, height - my)), (0, my))
+        mask.paste(255, (0, 0, width, my))
+    else:  # backwards: the old frame shrinks into the centre, the border is new
+        small = image.resize((width - 2 * mx, height - 2 * my), Image.Resampling.LANCZOS)
+        canvas.paste(small, (mx, my))
+        mask.paste(255, (0, 0, width, height))
+        mask.paste(0, (mx, my, width - mx, height - my))
+    return canvas, mask
+
+
+def filler_frames(previous: Image.Image, new: Image.Image, action: str, mx: int, my: int,
+                  count: int) -> list[Image.Image]:
+    """``count - 1`` frames moving the view from ``previous`` to ``new`` in equal pixel steps."""
+    width, height = previous.size
+    frames = []
+    for j in range(1, count):
+        if action == "backwards":
+            dx, dy = mx * (count - j) // count, my * (count - j) // count
+            frames.append(new.crop((dx, dy, width - dx, height - dy)).resize(
+                (width, height), Image.Resampling.LANCZOS))
+            continue
+        horizontal = action in ("right", "left")
+        margin = mx if horizontal else my
+        size = (width + mx, height) if horizontal else (width, height + my)
+        strip = Image.new("RGB", size)
+        offset = (margin, 0) if horizontal else (0, margin)
+        forward = action in ("right", "down")
+        # The later image is pasted last: outside its mask it equals the earlier one.
+        strip.paste(previous if forward else new, (0, 0))
+        strip.paste(new if forward else previous, offset)
+        step = margin * j // count if forward else margin - margin * j // count
+        box = (step, 0, step + width, height) if horizontal else (0, step, width, step + height)
+        frames.append(strip.crop(box))
+    return frames
+
+
+def _expand(items: list, counts: list[int]) -> list:
+    return [item for item, count in zip(items, counts) for _ in range(count)]
+
+
+class OutpaintWalk(Experiment):
+    def prepare(self) -> None:
+        cfg = self.cfg
+        for items, counts in (("prompts", "frames_per_prompt"),
+                              ("camera_actions", "frames_per_cam_action")):
+            a, b = getattr(cfg, items), getattr(cfg, counts)
+            if len(a) != len(b):
+                raise BadInput(f"{items} has {len(a)} items but {counts} has {len(b)}")
+        prompt_frames, camera_frames = sum(cfg.frames_per_prompt), sum(cfg.frames_per_cam_action)
+        if prompt_frames != camera_frames:
+            raise BadInput(f"frames_per_prompt covers {prompt_frames} frames but "
+                           f"frames_per_cam_action covers {camera_frames}; they must be equal")
+        self.height, self.width = self.inputs.size()
+        fillers = cfg.num_filler_frames
+        # Margins are multiples of the filler count so every filler moves whole pixels.
+        self.mx = int(cfg.translation_factor * self.width) // fillers * fillers
+        self.my = int(cfg.translation_factor * self.height) // fillers * fillers
+        if self.mx == 0 or self.my == 0:
+            raise BadInput(f"translation_factor × size ({cfg.translation_factor} × "
+                           f"{min(self.width, self.height)}) is below num_filler_frames ({fillers}); "
+                           "raise translation_factor or lower num_filler_frames")
+        start = open_image(cfg.image, "image").convert("RGB")
+        self.start = start.resize((self.width, self.height), Image.Resampling.LANCZOS)
+        prompts = [self.inputs.prompt(p, f"prompts[{i}]") for i, p in enumerate(cfg.prompts)]
+        self.prompts = _expand(prompts, cfg.frames_per_prompt)
+        self.actions = _expand(cfg.camera_actions, cfg.frames_per_cam_action)
+        given = cfg.seed_per_frame or [cfg.rand_seed or 0]
+        self.seeds = [given[k] if k < len(given) else given[-1] + k - len(given) + 1
+                      for k in range(len(self.actions))]
+
+    @property
+    def frames_planned(self) -> int:
+        return 1 + len(self.actions) * self.cfg.num_filler_frames
+
+    def plan(self) -> Plan:
+        fillers = self.cfg.num_filler_frames
+        names = ["frame-00000_start"]
+        yield SaveImages([(names[0], self.start)])
+        previous = self.start
+        for k, (prompt, action, seed) in enumerate(zip(self.prompts, self.actions, self.seeds)):
+            canvas, mask = shifted_canvas(previous, action, self.mx, self.my)
+            conditioning = self.engine.prepare_conditioning(
+                content_key(canvas, mask), canvas, self.height, self.width, mask)
+            noise = make_noise(seed, 1, self.height, self.width, self.model.latent_channels,
+                               self.model.vae_scale_factor)
+            first = 1 + k * fillers
+            key_name = f"frame-{first + fillers - 1:05d}_keyframe-{k + 1}_{action}"
+            job = FrameJob(key_name, FrameInput(prompt, noise, seed, conditioning),
+                           finish=partial(Image.composite, image2=canvas, mask=mask))
+            [rendered] = yield Render([job], self.settings())
+            between = filler_frames(previous, rendered.image, action, self.mx, self.my, fillers)
+            filler_names = [f"frame-{first + j:05d}_filler" for j in range(len(between))]
+            if between:
+                yield SaveImages(list(zip(filler_names, between)))
+            names += filler_names + [key_name]
+            previous = rendered.image
+        yield Media("outpaint-walk", names, video=True)

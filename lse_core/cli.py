@@ -46,6 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--gif", action="store_true")
     export.add_argument("--mp4", action="store_true")
     export.add_argument("--fps", type=float)
+
+    bench = sub.add_parser("bench", help="time naive per-frame pipeline calls against the engine")
+    bench.add_argument("--model", default="tiny",
+                       help="tiny, a model id/folder, or sd2-architecture (random SD 2.x weights)")
+    bench.add_argument("--frames", type=int, default=32)
+    bench.add_argument("--size", type=int, default=64, help="height and width in pixels")
+    bench.add_argument("--steps", type=int, default=4)
+    bench.add_argument("--batch-size", type=int, default=8)
+    bench.add_argument("--compile", action="store_true", help="torch.compile the UNet")
+    bench.add_argument("--json", default="bench-results/bench.json", help="where to write results")
+    _device_options(bench)
     return parser
 
 
@@ -85,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sessions(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "bench":
+            from .bench import main as bench_main
+
+            return bench_main(args)
     except BadInput as exc:
         print(f"lse: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -116,6 +116,7 @@ class ExperimentConfig(BaseModel):
             _require(self, "inter_prompts", "inter_noises")
         elif self.prompt is None and self.load_prompt_embeds is None:
             raise ValueError(f"{exp} needs 'prompt' or 'load_prompt_embeds'")
+        _check_list_lengths(self)
         if kind in ("img2img", "inpaint"):
             _require(self, "image")
         if kind == "inpaint" and exp != "outpaint-walk":
@@ -130,6 +131,24 @@ def _require(cfg: ExperimentConfig, *keys: str) -> None:
             raise ValueError(
                 f"key '{key}' is required for {cfg.model_identifier} {cfg.exp_identifier}"
             )
+
+
+def _check_list_lengths(cfg: ExperimentConfig) -> None:
+    if cfg.exp_identifier == "interpolation":
+        prompts, noises = len(cfg.inter_prompts), len(cfg.inter_noises)
+        if prompts > 1 and noises > 1 and prompts != noises:
+            raise ValueError(f"inter_prompts has {prompts} items but inter_noises has {noises}; "
+                             "lists longer than one must have equal length")
+    if cfg.exp_identifier == "outpaint-walk":
+        for items, counts in (("prompts", "frames_per_prompt"),
+                              ("camera_actions", "frames_per_cam_action")):
+            a, b = len(getattr(cfg, items)), len(getattr(cfg, counts))
+            if a != b:
+                raise ValueError(f"{items} has {a} items but {counts} has {b}")
+        by_prompt, by_camera = sum(cfg.frames_per_prompt), sum(cfg.frames_per_cam_action)
+        if by_prompt != by_camera:
+            raise ValueError(f"frames_per_prompt covers {by_prompt} frames but "
+                             f"frames_per_cam_action covers {by_camera}; they must be equal")
 
 
 KNOWN_KEYS = tuple(ExperimentConfig.model_fields)

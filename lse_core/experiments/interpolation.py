@@ -13,10 +13,7 @@ from .base import Experiment, FrameJob, Media, Plan, Render
 class Interpolation(Experiment):
     def prepare(self) -> None:
         cfg = self.cfg
-        prompt_items, noise_items = cfg.inter_prompts or [], cfg.inter_noises or []
-        if len(prompt_items) > 1 and len(noise_items) > 1 and len(prompt_items) != len(noise_items):
-            raise BadInput(f"inter_prompts has {len(prompt_items)} items but inter_noises has "
-                           f"{len(noise_items)}; lists longer than one must have equal length")
+        prompt_items, noise_items = cfg.inter_prompts, cfg.inter_noises
         prompts = [self.inputs.prompt(item, f"inter_prompts[{i}]") for i, item in enumerate(prompt_items)]
         noises = [self.inputs.noise_item(item, f"inter_noises[{i}]") for i, item in enumerate(noise_items)]
         for i, noise in enumerate(noises[1:], start=1):

@@ -76,15 +76,6 @@ def _expand(items: list, counts: list[int]) -> list:
 class OutpaintWalk(Experiment):
     def prepare(self) -> None:
         cfg = self.cfg
-        for items, counts in (("prompts", "frames_per_prompt"),
-                              ("camera_actions", "frames_per_cam_action")):
-            a, b = getattr(cfg, items), getattr(cfg, counts)
-            if len(a) != len(b):
-                raise BadInput(f"{items} has {len(a)} items but {counts} has {len(b)}")
-        prompt_frames, camera_frames = sum(cfg.frames_per_prompt), sum(cfg.frames_per_cam_action)
-        if prompt_frames != camera_frames:
-            raise BadInput(f"frames_per_prompt covers {prompt_frames} frames but "
-                           f"frames_per_cam_action covers {camera_frames}; they must be equal")
         self.height, self.width = self.inputs.size()
         fillers = cfg.num_filler_frames
         # Margins are multiples of the filler count so every filler moves whole pixels.

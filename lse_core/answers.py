@@ -47,9 +47,15 @@ class ConsoleAnswers:
 
     interactive = True
 
+    def __init__(self) -> None:
+        self.helped = False
+
     async def next(self, event: WaitingForChoice) -> Choice:
+        if not self.helped:
+            print(event.help)
+            self.helped = True
         while True:
-            line = await asyncio.to_thread(input, f"generation {event.generation}: {event.help}\n> ")
+            line = await asyncio.to_thread(input, f"generation {event.generation}> ")
             try:
                 return parse_choice(line, event.genes)
             except ValueError as exc:

@@ -130,8 +130,8 @@ def load_model(model_id: str, inpaint: bool, device: torch.device, dtype: torch.
     key = (model_id, inpaint, str(device), dtype)
     if key in _CACHE:
         return _CACHE[key]
+    quiet_libraries()
     source = _locate(model_id, inpaint)
-    _quiet_libraries()
     from diffusers import DiffusionPipeline
 
     try:
@@ -179,12 +179,15 @@ def apply_memory_options(model: LoadedModel, att_slicing: bool, vae_slicing: boo
     return notes
 
 
-def _quiet_libraries() -> None:
-    import diffusers
+def quiet_libraries() -> None:
+    """Keep the libraries' progress bars and notices off lse's one-line-per-event output."""
     import transformers
+
+    # transformers first: importing diffusers already logs through it.
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    import diffusers
 
     diffusers.utils.logging.set_verbosity_error()
     diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message=".*requires torchvision.*")

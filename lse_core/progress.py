@@ -49,7 +49,8 @@ def describe(event: Event) -> str | None:
     if isinstance(event, MediaWritten):
         return "wrote " + ", ".join(str(p) for p in event.paths)
     if isinstance(event, WaitingForChoice):
-        return event.help
+        return (f"generation {event.generation} ready: genes 0-{event.genes - 1}, "
+                f"lineage of {len(event.lineage)} nodes; waiting for a choice")
     if isinstance(event, Finished):
         return f"done: {event.frames_done} frames in {event.session_dir}"
     if isinstance(event, Interrupted):

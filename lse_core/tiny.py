@@ -64,6 +64,9 @@ def _write_tokenizer_files(folder: Path) -> None:
 
 
 def _build(folder: Path, inpaint: bool) -> None:
+    from .models import quiet_libraries
+
+    quiet_libraries()
     import torch
     from diffusers import (
         AutoencoderKL,

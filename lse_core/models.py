@@ -78,7 +78,13 @@ def resolve_scheduler_name(name: str) -> str:
 def make_scheduler(model: LoadedModel, name: str) -> Any:
     import diffusers
 
-    return getattr(diffusers, resolve_scheduler_name(name)).from_config(model.scheduler_config)
+    name = resolve_scheduler_name(name)
+    extra = {}
+    if name == "PNDMScheduler":
+        # Stable Diffusion uses PNDM's PLMS steps only; the Runge-Kutta warm-up
+        # breaks on short schedules and is off in SD's own scheduler configs.
+        extra["skip_prk_steps"] = True
+    return getattr(diffusers, name).from_config(model.scheduler_config, **extra)
 
 
 def pick_device(device: str | None, gpu_id: int = 0) -> torch.device:

@@ -11,7 +11,7 @@ from PIL import Image
 from lse_core.engine import Engine, FrameInput, RenderSettings
 from lse_core.errors import Cancelled
 from lse_core.latents import encode_prompt, make_noise
-from lse_core.models import load_model
+from lse_core.models import SCHEDULERS, load_model
 
 
 def _model(inpaint: bool):
@@ -84,3 +84,20 @@ def test_capture_steps_returns_every_step():
                                                   capture_steps=True))
     assert [len(r.steps) for r in result] == [3, 3]
     assert torch.equal(result[0].steps[-1][0], result[0].image_embed)
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_every_listed_scheduler_renders(scheduler):
+    engine = Engine(_model(False))
+    frames = _frames(engine, "txt2img", 1)
+    steps = []
+    [frame] = engine.render(frames, RenderSettings(steps=2, guidance_scale=7.5, scheduler=scheduler),
+                            on_step=lambda step, total: steps.append(total))
+    assert steps and torch.isfinite(frame.image_embed).all()
+
+
+def test_short_scheduler_names_are_accepted():
+    from lse_core.models import resolve_scheduler_name
+
+    assert resolve_scheduler_name("Euler") == "EulerDiscreteScheduler"
+    assert resolve_scheduler_name("DPMSolverMultistep") == "DPMSolverMultistepScheduler"

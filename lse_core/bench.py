@@ -18,7 +18,7 @@ import torch
 
 from .engine import Engine, FrameInput, RenderSettings
 from .latents import encode_prompt, make_noise, slerp
-from .models import LoadedModel, load_model, pick_device, pick_dtype
+from .models import LoadedModel, compile_unet, load_model, pick_device, pick_dtype
 
 
 @dataclass
@@ -123,15 +123,16 @@ def run_engine(model: LoadedModel, frames: list[FrameInput], settings: RenderSet
 
 
 def bench(model_id: str, frames: int, size: int, steps: int, batch_size: int,
-          device: str | None, dtype: str | None, compile_unet: bool) -> dict:
+          device: str | None, dtype: str | None, use_compile: bool) -> dict:
+    """Times both ways on the same inputs; returns what ``lse bench`` prints and saves."""
     chosen = pick_device(device)
     torch_dtype = pick_dtype(dtype, chosen)
     if model_id == "sd2-architecture":
         model = full_size_model(chosen, torch_dtype)
     else:
         model = load_model(model_id, False, chosen, torch_dtype)
-    if compile_unet:
-        model.unet.forward = torch.compile(model.unet.forward)
+    if use_compile:
+        compile_unet(model)
     settings = RenderSettings(steps=steps, guidance_scale=7.5, scheduler="DPMSolverMultistepScheduler")
     inputs = interpolation_frames(model, frames, size)
     with torch.no_grad():

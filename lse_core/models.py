@@ -185,6 +185,13 @@ def apply_memory_options(model: LoadedModel, att_slicing: bool, vae_slicing: boo
     return notes
 
 
+def compile_unet(model: LoadedModel) -> None:
+    """``torch.compile`` the UNet once per loaded model (the TUI runs many experiments)."""
+    if not getattr(model.unet, "_lse_compiled", False):
+        model.unet.forward = torch.compile(model.unet.forward)
+        model.unet._lse_compiled = True
+
+
 def quiet_libraries() -> None:
     """Keep the libraries' progress bars and notices off lse's one-line-per-event output."""
     import transformers

@@ -20,7 +20,7 @@ import torch
 
 from . import __version__
 from .config import ExperimentConfig, with_defaults
-from .engine import Engine, RenderedFrame, RenderSettings
+from .engine import Engine, RenderedFrame, RenderSettings, steps_run
 from .errors import BadInput, Cancelled
 from .events import (
     FINAL_EVENTS,
@@ -43,6 +43,7 @@ from .media import save_png, write_media
 from .models import (
     LoadedModel,
     apply_memory_options,
+    compile_unet,
     load_model,
     pick_device,
     pick_dtype,
@@ -164,6 +165,7 @@ class ExperimentRun:
 
     def _run(self, emit: Callable[[Event], None]) -> None:
         manifest: dict[str, Any] = {}
+        existing = None
         if self.resume_dir is not None:
             existing = Session.open(self.resume_dir)
             cfg = existing.config()
@@ -182,7 +184,7 @@ class ExperimentRun:
                                          cfg.enable_xformers):
             emit(Notice(note))
         if cfg.compile and device.type == "cuda":
-            model.unet.forward = torch.compile(model.unet.forward)
+            compile_unet(model)
 
         engine = engine_for(model)
         experiment = EXPERIMENTS[cfg.exp_identifier](cfg, model, engine, lambda m: emit(Notice(m)),
@@ -191,8 +193,8 @@ class ExperimentRun:
         if self._cancel.is_set():
             raise Cancelled()
 
-        if self.resume_dir is not None:
-            self.session = Session.open(self.resume_dir)
+        if existing is not None:
+            self.session = existing
             batch_size = int(self.session.manifest["batch_size"])
             self.session.update(state="running", error=None)
         else:
@@ -210,7 +212,7 @@ class ExperimentRun:
             })
         self.session.update(frames_done=0)
         emit(Started(self.session.path, experiment.frames_planned, 0, batch_size,
-                     experiment.settings().steps))
+                     steps_run(experiment.settings(), cfg.model_identifier == "img2img")))
         driver = _PlanDriver(self.session, engine, batch_size, cfg.gif_frame_dur, emit,
                              self._cancel, self._choices)
         driver.drive(experiment.plan())
@@ -317,6 +319,8 @@ class _PlanDriver:
             if job.finish is not None:
                 frame.image = job.finish(frame.image)
             for step_name, (step_embed, step_image) in zip(job.step_names, frame.steps):
+                if step_name == job.name:
+                    continue  # the final frame is written just below
                 self.session.write_frame(step_name, step_image, job.input.prompt_embed,
                                          job.input.noise, step_embed)
             self.session.write_frame(job.name, frame.image, job.input.prompt_embed,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 from .errors import BadInput
@@ -55,8 +56,31 @@ class ConsoleAnswers:
             print(event.help)
             self.helped = True
         while True:
-            line = await asyncio.to_thread(input, f"generation {event.generation}> ")
+            line = await _read_line(f"generation {event.generation}> ")
+            if line is None:  # end of input (Ctrl-D)
+                return Choice(end=True)
             try:
                 return parse_choice(line, event.genes)
             except ValueError as exc:
                 print(f"  {exc}")
+
+
+async def _read_line(prompt: str) -> str | None:
+    """``input()`` on a daemon thread: Ctrl-C must not wait for a line that never comes,
+    and ``asyncio.run`` would wait for an executor thread at exit."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str | None] = loop.create_future()
+
+    def deliver(line: str | None) -> None:
+        if not answer.done():
+            answer.set_result(line)
+
+    def read() -> None:
+        try:
+            line = input(prompt)
+        except EOFError:
+            line = None
+        loop.call_soon_threadsafe(deliver, line)
+
+    threading.Thread(target=read, name="lse-console", daemon=True).start()
+    return await answer

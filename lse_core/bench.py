@@ -31,6 +31,8 @@ class Measure:
 
 
 def _peak_memory_mb(device: torch.device) -> float:
+    """CUDA: peak allocated since the last reset. CPU: the process's peak RSS so far,
+    which only grows, so the engine's figure includes the naive run before it."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

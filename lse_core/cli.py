@@ -160,8 +160,14 @@ def _drive(run, answers=None) -> int:
 
     async def consume() -> int:
         loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+
+        def stop() -> None:
+            run.cancel()
+            stopping.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, run.cancel)
+            loop.add_signal_handler(sig, stop)
         # A live bar would fight with the console prompt of an interactive diffevolution.
         live = None if answers is None or not answers.interactive else False
         with console_reporter(live) as report:
@@ -170,10 +176,23 @@ def _drive(run, answers=None) -> int:
                 if code is not None:
                     return code
                 if isinstance(event, WaitingForChoice):
-                    run.choose(await answers.next(event))
+                    choice = await _unless_stopped(answers.next(event), stopping)
+                    if choice is not None:
+                        run.choose(choice)
         return EXIT_FAILED
 
     return asyncio.run(consume())
+
+
+async def _unless_stopped(waiting, stopping: asyncio.Event):
+    """The answer, or None once Ctrl-C/SIGTERM arrives first (the run then stops)."""
+    answer = asyncio.ensure_future(waiting)
+    stopped = asyncio.ensure_future(stopping.wait())
+    done, _ = await asyncio.wait({answer, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (answer, stopped):
+        if task not in done:
+            task.cancel()
+    return answer.result() if answer in done else None
 
 
 def _sessions(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ CameraAction = Literal["right", "down", "left", "up", "backwards"]
 EXPERIMENTS: tuple[str, ...] = ExperimentName.__args__  # type: ignore[attr-defined]
 MODEL_KINDS: tuple[str, ...] = ModelKind.__args__  # type: ignore[attr-defined]
 
+EMBEDDING_SUFFIXES = (".safetensors", ".pt")
 DEFAULT_MODEL_IDS = {
     "txt2img": "stabilityai/stable-diffusion-2-1",
     "img2img": "stabilityai/stable-diffusion-2-1",
@@ -116,7 +117,7 @@ class ExperimentConfig(BaseModel):
             _require(self, "inter_prompts", "inter_noises")
         elif self.prompt is None and self.load_prompt_embeds is None:
             raise ValueError(f"{exp} needs 'prompt' or 'load_prompt_embeds'")
-        _check_list_lengths(self)
+        _check_experiment_keys(self)
         if kind in ("img2img", "inpaint"):
             _require(self, "image")
         if kind == "inpaint" and exp != "outpaint-walk":
@@ -133,7 +134,10 @@ def _require(cfg: ExperimentConfig, *keys: str) -> None:
             )
 
 
-def _check_list_lengths(cfg: ExperimentConfig) -> None:
+def _check_experiment_keys(cfg: ExperimentConfig) -> None:
+    if cfg.exp_identifier == "random-walk" and not (cfg.prompt_rand_walk or cfg.noise_rand_walk):
+        raise ValueError("random-walk needs prompt_rand_walk or noise_rand_walk (or both) set "
+                         "to true")
     if cfg.exp_identifier == "interpolation":
         prompts, noises = len(cfg.inter_prompts), len(cfg.inter_noises)
         if prompts > 1 and noises > 1 and prompts != noises:
@@ -149,6 +153,10 @@ def _check_list_lengths(cfg: ExperimentConfig) -> None:
         if by_prompt != by_camera:
             raise ValueError(f"frames_per_prompt covers {by_prompt} frames but "
                              f"frames_per_cam_action covers {by_camera}; they must be equal")
+        if "backwards" in cfg.camera_actions and cfg.translation_factor >= 0.5:
+            raise ValueError("key 'translation_factor': must be below 0.5 with the backwards "
+                             "camera action, which shrinks the image by the margin on each side "
+                             f"(got {cfg.translation_factor})")
 
 
 KNOWN_KEYS = tuple(ExperimentConfig.model_fields)
@@ -249,15 +257,21 @@ def with_defaults(cfg: ExperimentConfig) -> ExperimentConfig:
     return cfg.model_copy(update=updates)
 
 
+def is_embedding_path(text: Any) -> bool:
+    """A list item that names an embedding file rather than a prompt or seed."""
+    return str(text).strip().endswith(EMBEDDING_SUFFIXES)
+
+
 def _absolute_if_file(item: Any) -> Any:
-    if isinstance(item, str) and Path(item).expanduser().is_file():
+    # Only embedding paths: a prompt that happens to match a file name stays a prompt.
+    if isinstance(item, str) and is_embedding_path(item) and Path(item).expanduser().is_file():
         return str(Path(item).expanduser().resolve())
     return item
 
 
 def to_yaml(cfg: ExperimentConfig) -> str:
-    """The keys the user set (and the values drawn for them), in schema order."""
-    data = cfg.model_dump(exclude_none=True, exclude_unset=True)
+    """Every value, defaults included: a later lse with other defaults resumes the same run."""
+    data = cfg.model_dump(exclude_none=True)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 

@@ -63,6 +63,19 @@ class RenderedFrame:
 StepCallback = Callable[[int, int], None]
 
 
+def _completes_step(scheduler) -> bool:
+    """Whether the last ``scheduler.step`` call finished a denoising step.
+
+    Second-order schedulers (Heun, KDPM2) make two calls per step (one for the
+    last) and PNDM makes one warm-up call; only finished steps are reported and captured.
+    """
+    if hasattr(scheduler, "state_in_first_order"):
+        return scheduler.state_in_first_order
+    if hasattr(scheduler, "ets") and hasattr(scheduler, "counter"):  # PNDM's PLMS warm-up
+        return scheduler.counter != 1
+    return True
+
+
 def steps_run(settings: RenderSettings, img2img: bool) -> int:
     """Denoising steps actually run: img2img runs only the last ``round(steps*strength)``."""
     if not img2img:
@@ -124,7 +137,8 @@ class Engine:
             step_kwargs["generator"] = generators
 
         captured: list[list[tuple[torch.Tensor, Image.Image]]] = [[] for _ in frames]
-        total = len(timesteps)
+        total, done = steps_run(settings, img2img), 0
+        last = len(timesteps) - 1
         for index, t in enumerate(timesteps):
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
@@ -139,22 +153,20 @@ class Engine:
                 uncond, cond = pred.chunk(2)
                 pred = uncond + settings.guidance_scale * (cond - uncond)
             latents = scheduler.step(pred, t, latents, return_dict=False, **step_kwargs)[0]
+            if index < last and not _completes_step(scheduler):
+                continue
+            done += 1
             if settings.capture_steps:
                 embeds_now, images_now = self._decode(latents)
                 for slot, pair in zip(captured, zip(embeds_now, images_now)):
                     slot.append(pair)
             if on_step is not None:
-                on_step(index + 1, total)
+                on_step(done, total)
 
         if settings.capture_steps and captured[0]:
             return [RenderedFrame(image_embed=c[-1][0], image=c[-1][1], steps=c) for c in captured]
         image_embeds, images = self._decode(latents)
         return [RenderedFrame(image_embed=e, image=i) for e, i in zip(image_embeds, images)]
-
-    def decode(self, image_embeds: torch.Tensor) -> list[Image.Image]:
-        """Images from saved ``image_embed`` tensors (latents / scaling factor)."""
-        with torch.no_grad():
-            return self._decode(image_embeds.to(self.model.device) * self.scaling_factor)[1]
 
     def _decode(self, latents: torch.Tensor) -> tuple[list[torch.Tensor], list[Image.Image]]:
         image_embed = latents / self.scaling_factor
@@ -197,4 +209,5 @@ class Engine:
                                           do_normalize=False, do_binarize=True,
                                           do_convert_grayscale=True)
             mask_pixels = mask_proc.preprocess(mask, height=height, width=width)
-        return Conditioning(key=key, image=pixels.float(), mask=mask_pixels)
+        # Inputs are resized before encoding, so the size is part of their identity.
+        return Conditioning(key=f"{key}@{height}x{width}", image=pixels.float(), mask=mask_pixels)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
+from .config import is_embedding_path
 from .errors import BadInput
 
 EMBEDDING_KEYS = ("prompt_embed", "latent_noise", "image_embed")
-EMBEDDING_SUFFIXES = (".safetensors", ".pt")
 
 
 @torch.no_grad()
@@ -73,11 +73,18 @@ def save_embedding(path: Path, prompt_embed: torch.Tensor, latent_noise: torch.T
     os.replace(tmp, path)
 
 
-def load_embedding(path: str | Path, needs: tuple[str, ...] = EMBEDDING_KEYS) -> dict[str, torch.Tensor]:
-    """Read a ``.safetensors`` or the original tool's ``.pt`` (tensors only, never pickles)."""
+def load_embedding(path: str | Path, needs: tuple[str, ...] = EMBEDDING_KEYS,
+                   key: str | None = None) -> dict[str, torch.Tensor]:
+    """Read a ``.safetensors`` or the original tool's ``.pt`` (tensors only, never pickles).
+
+    ``key`` names the config key that pointed here, for the error message.
+    """
+    from safetensors import SafetensorError
+
     path = Path(path)
     if not path.is_file():
-        raise BadInput(f"{path}: embedding file not found")
+        where = f"key '{key}': " if key else ""
+        raise BadInput(f"{where}{path}: embedding file not found")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -85,9 +92,10 @@ def load_embedding(path: str | Path, needs: tuple[str, ...] = EMBEDDING_KEYS) ->
             data = load_file(str(path))
         else:
             data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError,
+            ValueError, SafetensorError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        if isinstance(exc, pickle.UnpicklingError) or "weights only" in reason.lower():
+        if "weights only" in reason.lower() or "unsupported global" in reason.lower():
             reason = "it holds objects other than tensors"
         raise BadInput(f"{path}: not a readable embedding file ({reason[:160]})") from None
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
@@ -110,8 +118,3 @@ def check_latent_noise(path: str | Path, noise: torch.Tensor, channels: int) -> 
     if noise.ndim != 4 or noise.shape[0] != 1 or noise.shape[1] != channels:
         raise BadInput(f"{path}: tensor latent_noise has shape {tuple(noise.shape)}, "
                        f"the model needs (1, {channels}, H/8, W/8)")
-
-
-def is_embedding_path(text: str) -> bool:
-    """A list item that names an embedding file rather than a prompt or seed."""
-    return str(text).strip().endswith(EMBEDDING_SUFFIXES)

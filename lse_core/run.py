@@ -190,6 +190,9 @@ class ExperimentRun:
         experiment = EXPERIMENTS[cfg.exp_identifier](cfg, model, engine, lambda m: emit(Notice(m)),
                                                      saved=manifest)
         experiment.prepare()
+        if existing is None:
+            for key in sorted(set(experiment.ignored_keys) & self.cfg.model_fields_set):
+                emit(Notice(f"key '{key}' is not used by {cfg.exp_identifier}; ignoring it"))
         if self._cancel.is_set():
             raise Cancelled()
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from helpers import COMPAT, ROOT, run_cli, write_config
+from helpers import run_cli, write_config
 
 BASE = {
     "model_identifier": "txt2img",
@@ -48,12 +48,14 @@ def _embedding(path: Path, **shapes) -> str:
 def _case_files(tmp: Path) -> dict[str, str]:
     (tmp / "empty_model").mkdir()
     (tmp / "not_image.png").write_text("plain text")
+    (tmp / "corrupt.safetensors").write_bytes(b"\xff" * 64)
     torch.save({"prompt_embed": torch.zeros(2, 77, 1024), "evil": Evil()}, tmp / "evil.pt",
                pickle_protocol=2)
     return {
         "empty_model": str(tmp / "empty_model"),
         "not_image": str(tmp / "not_image.png"),
         "evil": str(tmp / "evil.pt"),
+        "corrupt": str(tmp / "corrupt.safetensors"),
         "no_noise_key": _embedding(tmp / "no_noise.safetensors", latent_noise=None),
         "narrow": _embedding(tmp / "narrow.safetensors", prompt_embed=(2, 77, 768)),
         "bad_noise": _embedding(tmp / "bad_noise.safetensors", latent_noise=(1, 3, 8, 8)),
@@ -96,6 +98,9 @@ CASES = [
     ("embedding wrong keys", {**BASE, "load_latent_noise": "{no_noise_key}"}, "missing tensor latent_noise"),
     ("embedding wrong width", {**BASE, "load_prompt_embeds": "{narrow}"}, "tensor prompt_embed has shape (2, 77, 768), the model needs (2, 77, 1024)"),
     ("noise wrong channels", {**BASE, "load_latent_noise": "{bad_noise}"}, "tensor latent_noise has shape (1, 3, 8, 8)"),
+    ("corrupt safetensors", {**BASE, "load_prompt_embeds": "{corrupt}"}, "corrupt.safetensors: not a readable embedding file"),
+    ("random walk going nowhere", {**BASE, "exp_identifier": "random-walk"}, "random-walk needs prompt_rand_walk or noise_rand_walk"),
+    ("backwards with big translation", {**INPAINT, "exp_identifier": "outpaint-walk", "prompts": ["a"], "frames_per_prompt": [1], "camera_actions": ["backwards"], "frames_per_cam_action": [1], "translation_factor": 0.5}, "key 'translation_factor': must be below 0.5 with the backwards camera action"),
     ("pt with objects", {**BASE, "load_prompt_embeds": "{evil}"}, "holds objects other than tensors"),
 ]
 
@@ -153,10 +158,3 @@ def test_mask_of_other_size_is_resized_and_reported(tmp_path, capsys):
 def test_resume_of_non_session(tmp_path, capsys):
     assert run_cli("resume", str(tmp_path)) == 2
     assert "not a session folder" in capsys.readouterr().err
-
-
-@pytest.mark.skipif(not COMPAT.is_dir(), reason="shared/compat not present")
-def test_compat_files_have_expected_layout():
-    data = torch.load(COMPAT / "txt2img_output-0_diffstep-25.pt", weights_only=True)
-    assert set(data) == {"prompt_embed", "latent_noise", "image_embed"}
-    assert ROOT.is_dir()

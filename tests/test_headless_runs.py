@@ -37,6 +37,9 @@ def test_single_inference_writes_session(kind, out):
     assert {"lse", "torch", "diffusers"} <= set(manifest["versions"])
     stored = (session / "configs" / "config.yaml").read_text()
     assert "model_id: tiny" in stored and "rand_seed: 42" in stored
+    assert "scheduler: DPMSolverMultistepScheduler" in stored  # defaults are stored too
+    with Image.open(session / "gifs" / "outputs.gif") as gif:
+        assert gif.n_frames == 2
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -62,8 +65,8 @@ def test_img2img_strength_runs_fewer_steps(out):
                       "diffusion_steps=4", "strength=0.5") == 0
     session = only_session(out)
     steps = sorted(p.name for p in (session / "images").glob("output-0_diffstep-*.png"))
-    # round(4 * 0.5) = 2 denoising steps, plus the final frame named after diffusion_steps
-    assert steps == ["output-0_diffstep-1.png", "output-0_diffstep-2.png", "output-0_diffstep-4.png"]
+    # round(4 * 0.5) = 2 denoising steps: the last two of the schedule
+    assert steps == ["output-0_diffstep-3.png", "output-0_diffstep-4.png"]
 
 
 def test_same_seed_gives_identical_bytes(tmp_path):
@@ -87,3 +90,34 @@ def test_export_rewrites_gif_and_mp4(out):
     gif.unlink()
     assert run_cli("export", str(session), "--gif") == 0
     assert gif.is_file()
+
+
+def test_drawn_seed_is_recorded_and_reproduces(tmp_path):
+    import yaml
+
+    config = ROOT / "configs/txt2img/single_inference.yaml"
+    assert run_config(config, tmp_path / "a", "rand_seed=None") == 0
+    first = only_session(tmp_path / "a")
+    seed = yaml.safe_load((first / "configs" / "config.yaml").read_text())["rand_seed"]
+    assert isinstance(seed, int)
+    assert run_config(config, tmp_path / "b", f"rand_seed={seed}") == 0
+    second = only_session(tmp_path / "b")
+    for png in (first / "images").glob("*.png"):
+        assert png.read_bytes() == (second / "images" / png.name).read_bytes()
+
+
+def test_two_runs_in_one_process_at_different_sizes(tmp_path):
+    """The engine (shared by runs, as in the TUI) must not reuse an encoding of another size."""
+    config = ROOT / "configs/img2img/single_inference.yaml"
+    assert run_config(config, tmp_path / "a", "images_per_prompt=1") == 0
+    assert run_config(config, tmp_path / "b", "images_per_prompt=1", "width=128") == 0
+    with Image.open(next((only_session(tmp_path / "b") / "images").glob("*.png"))) as image:
+        assert image.size == (128, 64)
+
+
+@pytest.mark.parametrize("scheduler", ["HeunDiscreteScheduler", "PNDMScheduler", "KDPM2DiscreteScheduler"])
+def test_visualize_diffusion_saves_one_frame_per_step_with_multistage_schedulers(scheduler, out):
+    assert run_config(ROOT / "configs/txt2img/visualize_diffusion.yaml", out, f"scheduler={scheduler}") == 0
+    session = only_session(out)
+    steps = sorted(p.name for p in (session / "images").glob("output-0_diffstep-*.png"))
+    assert steps == [f"output-0_diffstep-{s}.png" for s in (1, 2, 3)]

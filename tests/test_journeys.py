@@ -24,18 +24,32 @@ def test_every_original_combination_has_a_config():
     assert names == expected | {("inpaint", "outpaint_walk")}
 
 
+# frames each config makes with QUICK: images per prompt 2; walk 2 directions x 3;
+# (K-1)*2+K interpolation frames; start + 2 generations of 4 genes; start + 4 keyframes x 4
+FRAMES = {"single_inference": 2, "visualize_diffusion": 1, "random_walk": 6, "diffevolution": 9,
+          "outpaint_walk": 17, ("txt2img", "interpolation"): 7, ("img2img", "interpolation"): 4,
+          ("inpaint", "interpolation"): 4}
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=[str(c) for c in CONFIGS])
 def test_every_config_runs_with_tiny(config, out):
     extra = ["--auto", "1"] if config.stem == "diffevolution" else []
     args = ["run", str(config), "--model", "tiny", "--out", str(out), *extra]
-    for item in ["height=64", "width=64", "diffusion_steps=2", *QUICK]:
+    for item in ["height=64", "width=96", "diffusion_steps=2", *QUICK]:
         args += ["--set", item]
     assert run_cli(*args) == 0
     session = only_session(out)
     manifest = json.loads((session / "session.json").read_text())
     assert manifest["state"] == "done"
+    expected = FRAMES.get(config.stem) or FRAMES[(config.parent.name, config.stem)]
+    assert manifest["frames_done"] == expected
     pngs = list((session / "images").glob("*.png"))
-    assert len(pngs) >= manifest["frames_done"] >= 1
+    assert len(pngs) >= expected
+    for png in pngs:
+        if "grid" in png.name:
+            continue
+        with Image.open(png) as image:
+            assert image.size[1] * 96 == image.size[0] * 64  # non-square frames keep their shape
     if config.stem in ("random_walk", "interpolation", "diffevolution", "outpaint_walk"):
         assert list((session / "gifs").glob("*.gif")), "journeys write a GIF"
     if config.stem in ("random_walk", "interpolation", "outpaint_walk"):
@@ -130,9 +144,15 @@ def test_random_walk_moves_only_the_chosen_space(tmp_path, walk_prompt, walk_noi
     fixed, moving = ("prompt_embed", "latent_noise") if walk_noise else ("latent_noise", "prompt_embed")
     for file in files:
         assert torch.equal(load_file(file)[fixed], start[fixed])
-    step3 = load_file(session / "embeddings" / "output-0_direction-1_randwalkstep-3.safetensors")
-    delta = (step3[moving] - start[moving]).abs().max()
-    assert 0 < delta <= 3 * 0.1 + 1e-6
+    deltas = []
+    for direction in range(2):
+        step = [load_file(session / "embeddings" / f"output-0_direction-{direction}_randwalkstep-{k}.safetensors")[moving]
+                for k in (1, 3)]
+        first = step[0] - start[moving]
+        assert 0 < first.abs().max() <= 0.1 + 1e-6  # uniform in [-1, 1] x step_size
+        assert torch.allclose(step[1] - start[moving], 3 * first, atol=1e-5)  # one delta, added per step
+        deltas.append(first)
+    assert not torch.allclose(deltas[0], deltas[1])  # each direction draws its own delta
     with Image.open(session / "gifs" / "output-0_randwalk.gif") as gif:
         assert gif.n_frames == 2 * (4 + 2)  # out and back per direction
 
@@ -243,16 +263,25 @@ def test_diffevolution_scripted_sequence(tmp_path):
         assert png.read_bytes() == (same / "images" / png.name).read_bytes()
 
 
-def test_diffevolution_gene_shares_parent_prompt_towards_target(tmp_path):
-    session, manifest = _evolve(tmp_path, "a")
-    from lse_core.latents import slerp
+def test_diffevolution_genes_move_towards_the_target(tmp_path):
+    from lse_core.latents import encode_prompt, slerp
+    from lse_core.models import load_model
 
-    parent = load_file(session / "embeddings" / "difevol-start.safetensors")
-    gene = load_file(session / "embeddings" / f"{manifest['diffevolution']['lineage'][1]['name']}.safetensors")
+    session, manifest = _evolve(tmp_path, "a")
+    embed = lambda name: load_file(session / "embeddings" / f"{name}.safetensors")  # noqa: E731
+    start, node1 = embed("difevol-start"), embed(manifest["diffevolution"]["lineage"][1]["name"])
     # before a new target is given, the target is the start prompt: the prompt stays put
-    assert torch.allclose(gene["prompt_embed"], parent["prompt_embed"], atol=1e-5)
-    assert not torch.equal(gene["latent_noise"], parent["latent_noise"])
-    assert torch.allclose(slerp(parent["prompt_embed"], parent["prompt_embed"], 0.4), parent["prompt_embed"], atol=1e-5)
+    assert torch.allclose(node1["prompt_embed"], start["prompt_embed"], atol=1e-5)
+    assert not torch.equal(node1["latent_noise"], start["latent_noise"])
+    # generation 3 is answered ";;a storm over the sea|blurry": generation 4 moves towards it
+    genes = [embed(f"difevol-gen-004_parent-1_gene-{i}") for i in range(3)]
+    model = load_model("tiny", False, torch.device("cpu"), torch.float32)
+    target = encode_prompt(model, "a storm over the sea", "blurry")
+    expected = slerp(node1["prompt_embed"], target, 0.4)
+    for gene in genes:
+        assert torch.allclose(gene["prompt_embed"], expected, atol=1e-4)
+        assert torch.allclose(slerp(node1["latent_noise"], gene["latent_noise"], 0.0), node1["latent_noise"])
+    assert not torch.equal(genes[0]["latent_noise"], genes[1]["latent_noise"])
 
 
 def test_diffevolution_bad_action_file(tmp_path, capsys):
@@ -263,3 +292,13 @@ def test_diffevolution_bad_action_file(tmp_path, capsys):
     actions.write_text("1\n7\n")
     assert run_cli("run", str(config), "--actions", str(actions), "--out", str(tmp_path / "e")) == 2
     assert "line 2: gene must be a number from 0 to 2" in capsys.readouterr().err
+
+
+def test_a_prompt_that_matches_a_file_name_stays_a_prompt(tmp_path, monkeypatch):
+    (tmp_path / "cat").write_text("not a prompt file")
+    monkeypatch.chdir(tmp_path)
+    config = _interpolation(tmp_path, inter_prompts=["cat", "dog"], inter_noises=[1],
+                            interpolation_steps=0)
+    assert run_cli("run", str(config), "--out", str(tmp_path / "i")) == 0
+    stored = (only_session(tmp_path / "i") / "configs" / "config.yaml").read_text()
+    assert "- cat\n" in stored

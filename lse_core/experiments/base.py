@@ -14,7 +14,7 @@ from typing import Any, Callable, Generator
 from PIL import Image
 
 from ..config import ExperimentConfig
-from ..engine import Engine, FrameInput, RenderedFrame, RenderSettings
+from ..engine import Engine, FrameInput, RenderSettings
 from ..models import LoadedModel
 from .inputs import Inputs
 
@@ -82,6 +82,9 @@ Plan = Generator[Request, Any, None]
 class Experiment:
     """Shared set-up: inputs resolved (and checked) before a session exists."""
 
+    # Keys of the original tool that this experiment does not use.
+    ignored_keys: tuple[str, ...] = ()
+
     def __init__(self, cfg: ExperimentConfig, model: LoadedModel, engine: Engine,
                  notify: Callable[[str], None], saved: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
@@ -89,6 +92,12 @@ class Experiment:
         self.model = model
         self.engine = engine
         self.inputs = Inputs(cfg, model, engine, notify)
+
+    @property
+    def seed(self) -> int:
+        # ``with_defaults`` draws and records a seed before any experiment is built.
+        assert self.cfg.rand_seed is not None
+        return self.cfg.rand_seed
 
     def prepare(self) -> None:
         """Resolve every input now, so bad input fails before a session folder exists."""
@@ -110,5 +119,3 @@ class Experiment:
     def plan(self) -> Plan:
         raise NotImplementedError
 
-
-RenderResult = list[RenderedFrame]

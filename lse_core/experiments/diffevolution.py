@@ -11,6 +11,7 @@ last parent, so the lineage tree and every file come out the same.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,8 @@ import torch
 
 from ..engine import FrameInput
 from ..errors import BadInput
-from ..latents import make_noise, slerp
+from ..config import is_embedding_path
+from ..latents import slerp
 from .base import AskChoice, Experiment, FrameJob, Media, Plan, Record, Render
 
 HELP = ("gene[;auto N][;prompt|negative]  ·  empty line = re-roll  ·  ;;prompt = new target  ·  "
@@ -79,20 +81,19 @@ class _Node:
 
 
 class Diffevolution(Experiment):
+    ignored_keys = ("images_per_prompt",)
+
     def prepare(self) -> None:
-        cfg = self.cfg
         self.start_prompt = self.inputs.base_prompt()
         self.start_noise = self.inputs.base_noise()[:1]
-        self.conditioning = self.inputs.conditioning()
-        self.seed = cfg.rand_seed or 0
+        self.size = self.inputs.pixel_size(self.start_noise)
+        self.conditioning = self.inputs.conditioning(self.size)
         saved = self.saved.get("diffevolution", {})
         self.replay = [Choice(**c) for c in saved.get("choices", [])]
 
     def _fresh_noise(self, generation: int) -> torch.Tensor:
         seed = int(np.random.SeedSequence([self.seed, generation]).generate_state(1)[0])
-        height, width = self.inputs.size()
-        return make_noise(seed, self.cfg.genes_per_generation, height, width,
-                          self.model.latent_channels, self.model.vae_scale_factor)
+        return self.inputs.noise_for_seed(seed, self.cfg.genes_per_generation, self.size)
 
     def _auto_pick(self, generation: int) -> int:
         return int(np.random.default_rng([self.seed, generation, 1]).integers(self.cfg.genes_per_generation))
@@ -104,6 +105,9 @@ class Diffevolution(Experiment):
             choice = yield AskChoice(generation, self.cfg.genes_per_generation, HELP, lineage)
             problem = self._problem(choice, len(nodes))
             if problem is None:
+                if choice.prompt and is_embedding_path(choice.prompt):
+                    # Stored for replay, so it must not depend on the working directory.
+                    choice = replace(choice, prompt=str(Path(choice.prompt.strip()).resolve()))
                 return choice
             self.inputs.notify(problem)
 

@@ -9,14 +9,13 @@ from typing import Callable
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..config import ExperimentConfig, split_prompt
+from ..config import ExperimentConfig, is_embedding_path, split_prompt
 from ..engine import Conditioning, Engine
 from ..errors import BadInput
 from ..latents import (
     check_latent_noise,
     check_prompt_embed,
     encode_prompt,
-    is_embedding_path,
     load_embedding,
     make_noise,
 )
@@ -50,9 +49,7 @@ class Inputs:
     # files -------------------------------------------------------------------
     def embedding_file(self, path: str, key: str, tensor: str) -> torch.Tensor:
         if path not in self._files:
-            if not Path(path).expanduser().is_file():
-                raise BadInput(f"key '{key}': {path}: embedding file not found")
-            self._files[path] = load_embedding(Path(path).expanduser(), needs=(tensor,))
+            self._files[path] = load_embedding(Path(path).expanduser(), needs=(), key=key)
             self.notify(f"loaded {path}")
         data = self._files[path]
         if tensor not in data:
@@ -81,16 +78,18 @@ class Inputs:
 
     # noise -------------------------------------------------------------------
     def size(self) -> tuple[int, int]:
-        """(height, width): a loaded noise fixes it, else the config, else the model's native size."""
-        if self.cfg.load_latent_noise:
-            noise = self.base_noise()
-            scale = self.model.vae_scale_factor
-            return noise.shape[-2] * scale, noise.shape[-1] * scale
+        """(height, width) from the config, else the model's native size."""
         native = self.model.native_size
         return self.cfg.height or native, self.cfg.width or native
 
-    def noise_for_seed(self, seed: int, count: int = 1) -> torch.Tensor:
-        height, width = self.size()
+    def pixel_size(self, noise: torch.Tensor) -> tuple[int, int]:
+        """The image size a noise tensor renders at (a loaded noise fixes the size)."""
+        scale = self.model.vae_scale_factor
+        return noise.shape[-2] * scale, noise.shape[-1] * scale
+
+    def noise_for_seed(self, seed: int, count: int = 1,
+                       size: tuple[int, int] | None = None) -> torch.Tensor:
+        height, width = size or self.size()
         return make_noise(seed, count, height, width, self.model.latent_channels,
                           self.model.vae_scale_factor)
 
@@ -98,7 +97,7 @@ class Inputs:
         """(N, C, h, w) for ``images_per_prompt`` images, or the loaded noise."""
         if self.cfg.load_latent_noise:
             return self.embedding_file(self.cfg.load_latent_noise, "load_latent_noise", "latent_noise")
-        return self.noise_for_seed(self.cfg.rand_seed or 0, self.cfg.images_per_prompt)
+        return self.noise_for_seed(self.cfg.rand_seed, self.cfg.images_per_prompt)
 
     def noise_item(self, item: int | str, key: str) -> torch.Tensor:
         """An interpolation/outpaint noise item: a seed or an embedding file path."""
@@ -109,16 +108,22 @@ class Inputs:
         raise BadInput(f"key '{key}': {item!r} is neither a seed nor an embedding file")
 
     # images ------------------------------------------------------------------
-    def conditioning(self, size: tuple[int, int] | None = None) -> Conditioning | None:
-        """The config's image (and mask) for every frame, or None for txt2img."""
+    def image(self, key: str) -> Image.Image:
+        path = getattr(self.cfg, key)
+        image = open_image(path, key)
+        self.notify(f"loaded {path}")
+        return image
+
+    def conditioning(self, size: tuple[int, int]) -> Conditioning | None:
+        """The config's image (and mask) at ``size`` for every frame, or None for txt2img."""
         cfg = self.cfg
         if cfg.model_identifier == "txt2img":
             return None
-        height, width = size or self.size()
-        image = open_image(cfg.image, "image")
+        height, width = size
+        image = self.image("image")
         mask = None
         if cfg.model_identifier == "inpaint":
-            mask = open_image(cfg.mask, "mask")
+            mask = self.image("mask")
             if mask.size != image.size:
                 self.notify(f"mask {cfg.mask} is {mask.size[0]}x{mask.size[1]} but the image is "
                             f"{image.size[0]}x{image.size[1]}; resizing the mask")

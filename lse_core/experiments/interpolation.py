@@ -11,6 +11,8 @@ from .base import Experiment, FrameJob, Media, Plan, Render
 
 
 class Interpolation(Experiment):
+    ignored_keys = ("prompt", "load_prompt_embeds", "load_latent_noise", "images_per_prompt")
+
     def prepare(self) -> None:
         cfg = self.cfg
         prompt_items, noise_items = cfg.inter_prompts, cfg.inter_noises
@@ -20,18 +22,15 @@ class Interpolation(Experiment):
             if noise.shape != noises[0].shape:
                 raise BadInput(f"key 'inter_noises[{i}]': noise shape {tuple(noise.shape)} differs "
                                f"from inter_noises[0] {tuple(noises[0].shape)}")
-        scale = self.model.vae_scale_factor
-        size = (noises[0].shape[-2] * scale, noises[0].shape[-1] * scale)
-        conditioning = self.inputs.conditioning(size)
+        conditioning = self.inputs.conditioning(self.inputs.pixel_size(noises[0]))
 
         keys = max(len(prompts), len(noises))
         between = cfg.interpolation_steps
-        seed = cfg.rand_seed or 0
         self.jobs: list[FrameJob] = []
 
         def add(prompt: torch.Tensor, noise: torch.Tensor, label: str) -> None:
             index = len(self.jobs)
-            frame = FrameInput(prompt, noise, step_seed=seed + index, conditioning=conditioning)
+            frame = FrameInput(prompt, noise, step_seed=self.seed + index, conditioning=conditioning)
             self.jobs.append(FrameJob(f"output-0_frame-{index:04d}_{label}", frame))
 
         def item(values: list[torch.Tensor], k: int) -> torch.Tensor:

@@ -13,9 +13,8 @@ from PIL import Image
 
 from ..engine import FrameInput
 from ..errors import BadInput
-from ..latents import make_noise
 from .base import Experiment, FrameJob, Media, Plan, Render, SaveImages
-from .inputs import content_key, open_image
+from .inputs import content_key
 
 
 def shifted_canvas(image: Image.Image, action: str, mx: int, my: int) -> tuple[Image.Image, Image.Image]:
@@ -74,6 +73,8 @@ def _expand(items: list, counts: list[int]) -> list:
 
 
 class OutpaintWalk(Experiment):
+    ignored_keys = ("prompt", "load_prompt_embeds", "load_latent_noise", "images_per_prompt", "mask")
+
     def prepare(self) -> None:
         cfg = self.cfg
         self.height, self.width = self.inputs.size()
@@ -85,12 +86,12 @@ class OutpaintWalk(Experiment):
             raise BadInput(f"translation_factor × size ({cfg.translation_factor} × "
                            f"{min(self.width, self.height)}) is below num_filler_frames ({fillers}); "
                            "raise translation_factor or lower num_filler_frames")
-        start = open_image(cfg.image, "image").convert("RGB")
+        start = self.inputs.image("image").convert("RGB")
         self.start = start.resize((self.width, self.height), Image.Resampling.LANCZOS)
         prompts = [self.inputs.prompt(p, f"prompts[{i}]") for i, p in enumerate(cfg.prompts)]
         self.prompts = _expand(prompts, cfg.frames_per_prompt)
         self.actions = _expand(cfg.camera_actions, cfg.frames_per_cam_action)
-        given = cfg.seed_per_frame or [cfg.rand_seed or 0]
+        given = cfg.seed_per_frame or [self.seed]
         self.seeds = [given[k] if k < len(given) else given[-1] + k - len(given) + 1
                       for k in range(len(self.actions))]
 
@@ -107,8 +108,7 @@ class OutpaintWalk(Experiment):
             canvas, mask = shifted_canvas(previous, action, self.mx, self.my)
             conditioning = self.engine.prepare_conditioning(
                 content_key(canvas, mask), canvas, self.height, self.width, mask)
-            noise = make_noise(seed, 1, self.height, self.width, self.model.latent_channels,
-                               self.model.vae_scale_factor)
+            noise = self.inputs.noise_for_seed(seed, 1, (self.height, self.width))
             first = 1 + k * fillers
             key_name = f"frame-{first + fillers - 1:05d}_keyframe-{k + 1}_{action}"
             job = FrameJob(key_name, FrameInput(prompt, noise, seed, conditioning),

@@ -20,8 +20,8 @@ class RandomWalk(Experiment):
         cfg = self.cfg
         prompt = self.inputs.base_prompt()
         noise = self.inputs.base_noise()
-        conditioning = self.inputs.conditioning()
-        generator = torch.Generator("cpu").manual_seed(cfg.rand_seed or 0)
+        conditioning = self.inputs.conditioning(self.inputs.pixel_size(noise))
+        generator = torch.Generator("cpu").manual_seed(self.seed)
         self.images = noise.shape[0]
         self.jobs: list[FrameJob] = []
         self.copies: list[tuple[str, str]] = []
@@ -40,7 +40,7 @@ class RandomWalk(Experiment):
                         self.copies.append((walk_name(image, 0, 0), name))
                         continue
                     frame = FrameInput(walked_prompt, walked_noise[image : image + 1],
-                                       step_seed=(cfg.rand_seed or 0) + image,
+                                       step_seed=self.seed + image,
                                        conditioning=conditioning)
                     self.jobs.append(FrameJob(name, frame))
 

@@ -14,14 +14,16 @@ class SingleInference(Experiment):
     def _jobs(self) -> list[FrameJob]:
         prompt = self.inputs.base_prompt()
         noise = self.inputs.base_noise()
-        conditioning = self.inputs.conditioning()
+        conditioning = self.inputs.conditioning(self.inputs.pixel_size(noise))
         steps = self.cfg.diffusion_steps
         captured = steps_run(self.settings(), self.cfg.model_identifier == "img2img")
-        seed = self.cfg.rand_seed or 0
         jobs = []
         for i in range(noise.shape[0]):
-            frame = FrameInput(prompt, noise[i : i + 1], step_seed=seed + i, conditioning=conditioning)
-            step_names = tuple(f"output-{i}_diffstep-{s}" for s in range(1, captured + 1))
+            frame = FrameInput(prompt, noise[i : i + 1], step_seed=self.seed + i,
+                               conditioning=conditioning)
+            # Numbered by place in the schedule: img2img runs only its last steps.
+            step_names = tuple(f"output-{i}_diffstep-{s}"
+                               for s in range(steps - captured + 1, steps + 1))
             jobs.append(FrameJob(f"output-{i}_diffstep-{steps}", frame,
                                  step_names if self.capture_steps else ()))
         return jobs
@@ -35,6 +37,8 @@ class SingleInference(Experiment):
 
     def plan(self) -> Plan:
         yield Render(self.jobs, self.settings(capture_steps=self.capture_steps))
+        if len(self.jobs) > 1 and not self.capture_steps:
+            yield Media("outputs", [job.name for job in self.jobs])
 
 
 class VisualizeDiffusion(SingleInference):

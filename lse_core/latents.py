@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import zipfile
@@ -68,8 +69,18 @@ def save_embedding(path: Path, prompt_embed: torch.Tensor, latent_noise: torch.T
         "latent_noise": latent_noise.detach().float().cpu().contiguous(),
         "image_embed": image_embed.detach().float().cpu().contiguous(),
     }
+    from safetensors import SafetensorError
+
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp))
+    try:
+        save_file(tensors, str(tmp))
+    except SafetensorError as exc:
+        tmp.unlink(missing_ok=True)
+        # safetensors reports I/O failures as its own error; a full disk must stay an
+        # OSError so the run stops cleanly and can be resumed.
+        if "os error 28" in str(exc):
+            raise OSError(errno.ENOSPC, f"no space left on device writing {path}") from None
+        raise
     os.replace(tmp, path)
 
 

@@ -15,7 +15,11 @@ def _tmp(path: Path) -> Path:
 
 def save_png(image: Image.Image, path: Path) -> None:
     tmp = _tmp(path)
-    image.save(tmp, format="PNG")
+    try:
+        image.save(tmp, format="PNG")
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 

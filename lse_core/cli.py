@@ -19,10 +19,12 @@ from .progress import EXIT_BAD_INPUT, EXIT_DONE, EXIT_FAILED
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lse", description="Explore the latent space of Stable Diffusion 2.x.")
+    # `lse --model tiny` opens the TUI like `lse tui --model tiny`.
+    _tui_options(parser, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command")
 
     tui = sub.add_parser("tui", help="open the terminal UI (the default)")
-    _tui_options(tui)
+    _tui_options(tui, argparse.SUPPRESS)
 
     run = sub.add_parser("run", help="run a YAML config headless")
     run.add_argument("config", help="YAML experiment config")
@@ -60,10 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _tui_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="model_id to use (e.g. tiny)")
+def _tui_options(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument("--model", default=default, help="model_id to use (e.g. tiny)")
     parser.add_argument("--graphics", choices=("auto", "kitty", "sixel", "halfcell", "none"),
-                        default="auto", help="how to draw image previews")
+                        default=default, help="how to draw image previews (default: auto)")
 
 
 def _device_options(parser: argparse.ArgumentParser) -> None:

@@ -52,3 +52,12 @@ def test_entry_script_matches_console_script():
                             capture_output=True, text=True)
     assert result.returncode == 0
     assert "usage: lse" in result.stdout and "resume" in result.stdout
+
+
+def test_model_option_without_subcommand_opens_the_tui():
+    from lse_core.cli import build_parser
+
+    args = build_parser().parse_args(["--model", "tiny", "--graphics", "halfcell"])
+    assert args.command is None and args.model == "tiny" and args.graphics == "halfcell"
+    args = build_parser().parse_args(["tui", "--model", "tiny"])
+    assert args.command == "tui" and args.model == "tiny"

@@ -1,0 +1,134 @@
+"""The lse Textual app: shared state (model override, renderer, sessions folder)
+and the navigation between screens. ``lse``, ``lse tui`` and ``python lse_tui.py``
+all land in ``run_app``; tests build the same app with ``create_app``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from lse_core.config import EXPERIMENTS, MODEL_KINDS, ExperimentConfig, read_yaml
+from lse_core.errors import BadInput
+from lse_core.events import Loaded
+from lse_core.progress import EXIT_DONE
+
+from .dialogs import YAML_SUFFIXES, PathDialog
+from .form import ExperimentForm
+from .home import HomeScreen
+from .preview import GRAPHICS, image_widget_class
+from .run_view import RunScreen
+from .sessions import SessionsScreen
+
+DEFAULT_SESSIONS = Path("sessions")
+
+
+class LseApp(App[int]):
+    TITLE = "lse"
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", id="app.quit", show=False, priority=True)]
+
+    def __init__(self, model: str | None = None, graphics: str = "auto",
+                 sessions_dir: Path = DEFAULT_SESSIONS) -> None:
+        super().__init__()
+        if graphics not in GRAPHICS:
+            raise ValueError(f"graphics must be one of {', '.join(GRAPHICS)}")
+        self.model_override = model
+        self.graphics = graphics
+        self.sessions_dir = sessions_dir
+        self.loaded: Loaded | None = None
+
+    def on_mount(self) -> None:
+        self.push_screen(HomeScreen())
+
+    # navigation ---------------------------------------------------------------
+    def form_values(self, values: dict[str, Any] | None) -> dict[str, Any]:
+        """A form's starting values: ``--model`` wins, as on the command line."""
+        data = {"output_path": str(self.sessions_dir), **(values or {})}
+        if self.model_override is not None:
+            data["model_id"] = self.model_override
+        return data
+
+    def open_form(self, kind: str, experiment: str, values: dict[str, Any] | None = None,
+                  replace: bool = False) -> None:
+        form = ExperimentForm(kind, experiment, self.form_values(values),
+                              check_now=values is not None)
+        if replace:
+            self.switch_screen(form)
+        else:
+            self.push_screen(form)
+
+    def load_config_into_form(self, replace: bool = False,
+                              on_error: Callable[[str], None] | None = None) -> None:
+        """Ask for a YAML config and open it in the form of its experiment."""
+
+        def report(message: str) -> None:
+            (on_error or (lambda m: self.notify(m, severity="error")))(message)
+
+        def load(path: Path | None) -> None:
+            if path is None:
+                return
+            try:
+                data = read_yaml(path)
+            except BadInput as exc:
+                report(str(exc))
+                return
+            kind, experiment = data.get("model_identifier"), data.get("exp_identifier")
+            if kind not in MODEL_KINDS or experiment not in EXPERIMENTS:
+                report(f"{path}: key 'model_identifier' / 'exp_identifier': "
+                       f"'{kind} {experiment}' is not a known model kind and experiment")
+                return
+            self.open_form(kind, experiment, data, replace=replace)
+
+        self.push_screen(PathDialog("Load a YAML config", YAML_SUFFIXES, start="configs/"), load)
+
+    def open_sessions(self, select: Path | None = None) -> None:
+        self.push_screen(SessionsScreen(self.sessions_dir, select))
+
+    def start_run(self, cfg: ExperimentConfig, on_bad_input: Callable[[str], None]) -> None:
+        from lse_core.run import ExperimentRun
+
+        model = cfg.model_id or "default model"
+        title = f"{cfg.exp_identifier} · {cfg.model_identifier} · {model}"
+        self.push_screen(RunScreen(ExperimentRun(cfg), title, self.graphics),
+                         lambda message: on_bad_input(message) if message else None)
+
+    def resume(self, session: Path) -> None:
+        from lse_core.run import ExperimentRun
+
+        self.push_screen(RunScreen(ExperimentRun(resume=session), f"resume {session.name}",
+                                   self.graphics))
+
+    def on_run_screen_model_loaded(self, message: RunScreen.ModelLoaded) -> None:
+        self.loaded = message.loaded
+
+    # command palette ----------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every key the footer shows is in the palette too, with its key."""
+        yield from super().get_system_commands(screen)
+        seen = set()
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            offered = active.enabled and binding.show and binding.description
+            if not offered or binding.action in seen:
+                continue
+            seen.add(binding.action)
+            yield SystemCommand(
+                binding.description, f"key: {self.get_key_display(binding)}",
+                lambda node=active.node, action=binding.action: self.run_action(action, node))
+
+
+def create_app(model: str | None = None, graphics: str = "auto",
+               sessions_dir: Path = DEFAULT_SESSIONS) -> LseApp:
+    return LseApp(model=model, graphics=graphics, sessions_dir=sessions_dir)
+
+
+def run_app(model: str | None, graphics: str) -> int:
+    """Run the TUI until the user quits; the exit code for ``lse``."""
+    # textual-image asks the terminal what it can draw; Textual must not own it yet.
+    image_widget_class(graphics)
+    app = create_app(model=model, graphics=graphics)
+    app.run()
+    return app.return_code or EXIT_DONE

@@ -1,0 +1,110 @@
+"""Small modal dialogs: pick or type a file path, pick one of a few choices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DirectoryTree, Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+EMBEDDING_SUFFIXES = (".safetensors", ".pt")
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+class FileTree(DirectoryTree):
+    """A directory tree showing folders and only the files a dialog can use."""
+
+    def __init__(self, path: Path, suffixes: tuple[str, ...]) -> None:
+        super().__init__(path, id="tree")
+        self.suffixes = suffixes
+
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        return [p for p in paths if not p.name.startswith(".")
+                and (p.is_dir() or p.suffix.lower() in self.suffixes)]
+
+
+class PathDialog(ModalScreen[Path | None]):
+    """Type a path, or walk the tree and press enter on a file."""
+
+    CSS_PATH = "dialogs.tcss"
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="dialog.cancel"),
+        Binding("ctrl+t", "focus_tree", "Browse", id="dialog.browse"),
+    ]
+
+    def __init__(self, title: str, suffixes: tuple[str, ...], start: str = "",
+                 root: Path | None = None) -> None:
+        super().__init__()
+        self.title_text = title
+        self.suffixes = suffixes
+        self.start = start
+        self.root = root or Path.cwd()
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.title_text, id="dialog-title")
+            yield Input(self.start, placeholder="path, then enter", id="path")
+            yield FileTree(self.root, self.suffixes)
+            yield Label("enter: choose · ctrl+t: browse · esc: cancel", classes="dialog-help")
+
+    def on_mount(self) -> None:
+        path = self.query_one("#path", Input)
+        path.cursor_position = len(path.value)  # typing goes on from the suggested folder
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.value.strip():
+            self.dismiss(Path(event.value.strip()).expanduser())
+
+    def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
+        event.stop()
+        self.dismiss(_relative(event.path))
+
+    def action_focus_tree(self) -> None:
+        self.query_one(FileTree).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ChoiceDialog(ModalScreen[str | None]):
+    """Choose one of a few named options."""
+
+    CSS_PATH = "dialogs.tcss"
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
+
+    def __init__(self, title: str, choices: list[str], current: str | None = None) -> None:
+        super().__init__()
+        self.title_text = title
+        self.choices = choices
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.title_text, id="dialog-title")
+            yield OptionList(*[Option(c, id=c) for c in self.choices], id="choices")
+
+    def on_mount(self) -> None:
+        if self.current in self.choices:
+            self.query_one(OptionList).highlighted = self.choices.index(self.current)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def _relative(path: Path) -> Path:
+    """Paths under the working folder stay short in forms and saved configs."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path

@@ -1,0 +1,172 @@
+"""The experiment form: every config key of one experiment, validated like the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.events import DescendantFocus
+from textual.widgets import Collapsible, Footer, Label, Static
+
+from lse_core.config import ExperimentConfig, build_config, to_yaml
+from lse_core.errors import BadInput
+from lse_core.models import resolve_scheduler_name
+from lse_core.session import atomic_write_text
+
+from .base import LseScreen
+from .dialogs import EMBEDDING_SUFFIXES, IMAGE_SUFFIXES, YAML_SUFFIXES, PathDialog
+from .fields import format_value, key_in_message, parse_value, sections_for
+from .form_fields import FieldRow
+from .texts import DESCRIPTIONS
+
+SOURCE = "form"
+IMAGE_KEYS = ("image", "mask")
+
+
+class ExperimentForm(LseScreen[None]):
+    """Keys the form does not show (e.g. another experiment's, from a loaded
+    YAML) are kept as they were, so a config loaded and saved loses nothing."""
+
+    CSS_PATH = "form.tcss"
+    BINDINGS = [
+        Binding("ctrl+r", "run", "Run", id="form.run"),
+        Binding("ctrl+o", "pick_file", "Pick file", id="form.pick"),
+        Binding("ctrl+l", "load", "Load YAML", id="form.load"),
+        Binding("ctrl+s", "save", "Save YAML", id="form.save"),
+        Binding("escape", "back", "Back", id="form.back"),
+    ]
+
+    def __init__(self, kind: str, experiment: str, values: dict[str, Any] | None = None,
+                 check_now: bool = False) -> None:
+        super().__init__()
+        self.kind = kind
+        self.experiment = experiment
+        self.values = dict(values or {})
+        self.check_now = check_now
+        self.sections = sections_for(kind, experiment)
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"{self.experiment} · {self.kind}", id="form-title")
+        yield Static(DESCRIPTIONS.get(self.experiment, ""), id="form-description")
+        yield Static("", id="form-error")
+        with VerticalScroll(id="form"):
+            for name, specs in self.sections:
+                rows = [FieldRow(spec, format_value(spec, self.values.get(spec.key)))
+                        for spec in specs]
+                if name == "Advanced":
+                    yield Collapsible(*rows, title=name, collapsed=True, id="advanced")
+                else:
+                    yield Label(name, classes="section")
+                    yield from rows
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(FieldRow).editor.focus()
+        if self.check_now:
+            self.validate()
+
+    @property
+    def rows(self) -> dict[str, FieldRow]:
+        return {row.spec.key: row for row in self.query(FieldRow)}
+
+    # values -------------------------------------------------------------------
+    def collect(self) -> dict[str, Any]:
+        """The config as the form holds it: shown fields over the kept keys."""
+        rows = self.rows
+        data = {k: v for k, v in self.values.items() if k not in rows}
+        data.update(model_identifier=self.kind, exp_identifier=self.experiment)
+        for key, row in rows.items():
+            value = parse_value(row.spec, row.get_text())
+            # Defaults stay implicit, so a saved config lists what the user chose.
+            if value is not None and value != row.spec.default:
+                data[key] = value
+        return data
+
+    def validate(self) -> ExperimentConfig | None:
+        """The form's config, or None after showing why at the offending field."""
+        self.show_error(None)
+        try:
+            cfg = build_config(self.collect(), source=SOURCE)
+            resolve_scheduler_name(cfg.scheduler)
+        except BadInput as exc:
+            self.show_error(str(exc).removeprefix(f"{SOURCE}: "))
+            return None
+        return cfg
+
+    def show_error(self, message: str | None) -> None:
+        """Show a message at the field it names (else above the form); None clears all."""
+        for row in self.rows.values():
+            row.show_error(None)
+        banner = self.query_one("#form-error", Static)
+        row = self.rows.get(key_in_message(message or "") or "")
+        banner.update(message if message and row is None else "")
+        banner.set_class(bool(message) and row is None, "-shown")
+        if not message or row is None:
+            return
+        row.show_error(message)
+        for collapsible in row.ancestors_with_self:
+            if isinstance(collapsible, Collapsible):
+                collapsible.collapsed = False
+        row.editor.focus()
+        # After the message is laid out, so the whole of it is scrolled into view.
+        self.call_after_refresh(self.query_one("#form", VerticalScroll).scroll_to_widget, row,
+                                animate=False)
+
+    # actions ------------------------------------------------------------------
+    def action_run(self) -> None:
+        cfg = self.validate()
+        if cfg is not None:
+            self.lse.start_run(cfg, on_bad_input=self.show_error)
+
+    def action_save(self) -> None:
+        cfg = self.validate()
+        if cfg is None:
+            return
+
+        def save(path: Path | None) -> None:
+            if path is None:
+                return
+            try:
+                atomic_write_text(path, to_yaml(cfg))
+            except OSError as exc:
+                self.show_error(f"{path}: cannot write ({exc.strerror})")
+                return
+            self.notify(str(path), title="Config saved")
+
+        self.app.push_screen(PathDialog("Save the form as YAML", YAML_SUFFIXES,
+                                        start=f"{self.kind}_{self.experiment}.yaml"), save)
+
+    def action_load(self) -> None:
+        self.lse.load_config_into_form(replace=True, on_error=self.show_error)
+
+    def _file_row(self) -> FieldRow | None:
+        focused = self.focused
+        if focused is None:
+            return None
+        row = next((n for n in focused.ancestors_with_self if isinstance(n, FieldRow)), None)
+        return row if row is not None and row.picks_files else None
+
+    def action_pick_file(self) -> None:
+        row = self._file_row()
+        if row is None:
+            self.notify("Move to a file field (image, mask, embeddings) first.")
+            return
+        suffixes = IMAGE_SUFFIXES if row.spec.key in IMAGE_KEYS else EMBEDDING_SUFFIXES
+        self.app.push_screen(
+            PathDialog(f"Pick a file for {row.spec.key}", suffixes, start=""),
+            lambda path: row.add_path(str(path)) if path is not None else None)
+
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pick_file":
+            return self._file_row() is not None or None
+        return True
+
+    def action_back(self) -> None:
+        self.dismiss(None)
+

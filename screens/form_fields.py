@@ -1,0 +1,92 @@
+"""Widgets that edit one config key each, with the key's inline error below it."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
+from textual.widgets import Checkbox, Input, Label, Select, Static, TextArea
+
+from lse_core.config import split_prompt
+
+from .fields import PATH_LIST_KEYS, FieldSpec
+
+
+class FieldRow(Vertical):
+    """One config key: its name, an editor, a hint and an inline error message."""
+
+    def __init__(self, spec: FieldSpec, text: str) -> None:
+        super().__init__(id=f"field-{spec.key}")
+        self.spec = spec
+        self._initial = text
+
+    def compose(self) -> ComposeResult:
+        spec = self.spec
+        below = spec.kind in ("list", "path", "prompt")
+        with Horizontal(classes="field-line"):
+            yield Label(spec.key, classes="field-name")
+            yield from self._editors()
+            if spec.hint and not below:
+                yield Static(spec.hint, classes="field-hint")
+        hints = [spec.hint] if spec.hint and below else []
+        if self.picks_files:
+            hints.append("ctrl+o: pick a file")
+        if hints:
+            yield Static(" · ".join(hints), classes="field-hint -below")
+        yield Static("", classes="field-error")
+
+    def _editors(self) -> ComposeResult:
+        spec, text, key = self.spec, self._initial, self.spec.key
+        if spec.kind == "bool":
+            yield Checkbox(value=text.lower() == "true", id=f"edit-{key}", compact=True)
+        elif spec.kind == "choice":
+            yield Select([(c, c) for c in spec.choices], value=text or spec.default,
+                         allow_blank=False, id=f"edit-{key}", compact=True)
+        elif spec.kind == "list":
+            yield TextArea(text, id=f"edit-{key}", compact=True, soft_wrap=False,
+                           classes="list-editor")
+        elif spec.kind == "prompt":
+            positive, negative = split_prompt(text)
+            with Vertical(classes="prompt-pair"):
+                yield Input(positive, placeholder="prompt", id=f"edit-{key}", compact=True)
+                yield Input(negative, placeholder="negative prompt (optional)",
+                            id="edit-negative", compact=True)
+        else:
+            yield Input(text, placeholder=spec.placeholder, id=f"edit-{key}", compact=True)
+
+    @property
+    def picks_files(self) -> bool:
+        return self.spec.kind == "path" or self.spec.key in PATH_LIST_KEYS
+
+    @property
+    def editor(self) -> Widget:
+        return self.query_one(f"#edit-{self.spec.key}")
+
+    def get_text(self) -> str:
+        editor = self.editor
+        if isinstance(editor, Checkbox):
+            return "true" if editor.value else "false"
+        if isinstance(editor, Select):
+            return str(editor.value)
+        if isinstance(editor, TextArea):
+            return editor.text
+        if self.spec.kind == "prompt":
+            negative = self.query_one("#edit-negative", Input).value
+            return f"{editor.value}|{negative}" if negative else editor.value
+        assert isinstance(editor, Input)
+        return editor.value
+
+    def add_path(self, path: str) -> None:
+        """A picked file: replaces a path field, or is appended to a list."""
+        editor = self.editor
+        if isinstance(editor, TextArea):
+            lines = [line for line in editor.text.splitlines() if line.strip()]
+            editor.load_text("\n".join([*lines, path]))
+        else:
+            assert isinstance(editor, Input)
+            editor.value = path
+
+    def show_error(self, message: str | None) -> None:
+        error = self.query_one(".field-error", Static)
+        error.update(message or "")
+        self.set_class(bool(message), "-invalid")

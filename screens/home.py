@@ -1,0 +1,126 @@
+"""Home: pick an experiment and a model kind, see recent sessions and the status line."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.coordinate import Coordinate
+from textual.widgets import DataTable, Footer, Label, Static
+
+from lse_core.catalog import SessionSummary, list_sessions
+from lse_core.config import EXPERIMENTS, MODEL_KINDS
+from lse_core.experiments import EXPERIMENTS as AVAILABLE
+
+from .base import LseScreen
+from .status import StatusLine
+from .texts import DESCRIPTIONS
+
+RECENT = 5
+INPAINT_ONLY = ("outpaint-walk",)
+
+
+def cell_text(experiment: str, kind: str) -> str:
+    if experiment in INPAINT_ONLY and kind != "inpaint":
+        return "·"
+    if experiment not in AVAILABLE:
+        return "(soon)"
+    return kind
+
+
+def session_time(summary: SessionSummary) -> str:
+    return datetime.fromtimestamp(summary.updated).strftime("%Y-%m-%d %H:%M")
+
+
+def frames_text(summary: SessionSummary) -> str:
+    planned = "?" if summary.frames_planned is None else summary.frames_planned
+    return f"{summary.frames_done}/{planned}"
+
+
+class HomeScreen(LseScreen[None]):
+    CSS_PATH = "home.tcss"
+    BINDINGS = [
+        Binding("enter", "open_form", "Open form", id="home.open", priority=True),
+        Binding("s", "sessions", "Sessions", id="home.sessions"),
+        Binding("l", "load", "Load YAML", id="home.load"),
+        Binding("q", "app.quit", "Quit", id="home.quit"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Label("lse · Stable Diffusion Latent Space Explorer", id="home-title")
+        yield Label("Experiments (arrows to choose, enter to open)", classes="home-heading")
+        yield DataTable(id="experiments", cursor_type="cell", zebra_stripes=True)
+        yield Static("", id="experiment-help")
+        yield Label("Recent sessions (s: all sessions)", classes="home-heading")
+        yield DataTable(id="recent", cursor_type="row")
+        yield StatusLine(self.lse.loaded, self.lse.model_override, id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#experiments", DataTable)
+        table.add_columns("experiment", *MODEL_KINDS)
+        for experiment in EXPERIMENTS:
+            table.add_row(experiment, *(cell_text(experiment, k) for k in MODEL_KINDS),
+                          key=experiment)
+        table.cursor_coordinate = Coordinate(0, 1)
+        recent = self.query_one("#recent", DataTable)
+        recent.add_columns("updated", "experiment", "model", "frames", "state")
+        self.fill_recent()
+        table.focus()
+
+    def on_screen_resume(self) -> None:
+        self.fill_recent()
+        status = self.query_one(StatusLine)
+        status.loaded = self.lse.loaded
+        status.refresh_status()
+
+    def fill_recent(self) -> None:
+        recent = self.query_one("#recent", DataTable)
+        recent.clear()
+        for summary in list_sessions(self.lse.sessions_dir)[:RECENT]:
+            recent.add_row(session_time(summary), f"{summary.kind} {summary.experiment}",
+                           summary.model, frames_text(summary), summary.state,
+                           key=str(summary.path))
+
+    def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
+        if event.data_table.id == "experiments":
+            experiment = EXPERIMENTS[event.coordinate.row]
+            note = "" if experiment in AVAILABLE else " Not in this version yet."
+            self.query_one("#experiment-help", Static).update(DESCRIPTIONS[experiment] + note)
+
+    def selected(self) -> tuple[str, str] | None:
+        """The (kind, experiment) under the cursor, when it can run."""
+        table = self.query_one("#experiments", DataTable)
+        row, column = table.cursor_coordinate
+        experiment = EXPERIMENTS[row]
+        kinds = [k for k in MODEL_KINDS if cell_text(experiment, k) == k]
+        if not kinds:
+            return None
+        # The name column opens the first kind the experiment supports.
+        kind = MODEL_KINDS[column - 1] if column > 0 else kinds[0]
+        return (kind, experiment) if kind in kinds else None
+
+    def action_open_form(self) -> None:
+        if self.focused is self.query_one("#recent", DataTable):
+            self.open_recent()
+            return
+        choice = self.selected()
+        if choice is None:
+            self.notify("This experiment does not run with this model kind here.",
+                        severity="warning")
+            return
+        self.lse.open_form(*choice)
+
+    def open_recent(self) -> None:
+        recent = self.query_one("#recent", DataTable)
+        if recent.row_count:
+            key = recent.coordinate_to_cell_key(recent.cursor_coordinate).row_key.value
+            self.lse.open_sessions(Path(key))
+
+    def action_sessions(self) -> None:
+        self.lse.open_sessions()
+
+    def action_load(self) -> None:
+        self.lse.load_config_into_form()

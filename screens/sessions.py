@@ -1,0 +1,194 @@
+"""The sessions browser: status and frames of every session; resume, export, start anew."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Label, OptionList
+from textual.widgets.option_list import Option
+
+from lse_core.catalog import SessionSummary, export_session, list_sessions
+from lse_core.config import EXPERIMENTS, read_yaml
+from lse_core.errors import BadInput
+from lse_core.session import CONFIG_NAME
+
+from .base import LseScreen
+from .dialogs import ChoiceDialog
+from .home import INPAINT_ONLY, frames_text, session_time
+from .preview import FramePreview
+from .texts import count
+
+# Keys of a new experiment that start from a saved frame's embedding file.
+FROM_FRAME_KEYS = ("load_prompt_embeds", "load_latent_noise")
+# Journeys take their start from lists; a saved frame becomes their first keyframe.
+FROM_FRAME_LISTS = {"interpolation": ("inter_prompts", "inter_noises")}
+
+
+def natural_key(path: Path) -> list[int | str]:
+    """``output-2`` before ``output-10``: frames listed in the order they were made."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.stem)]
+
+
+def session_frames(session: Path) -> list[Path]:
+    images = (session / "images").glob("*.png")
+    return sorted((p for p in images if not p.name.startswith(".")), key=natural_key)
+
+
+class SessionsScreen(LseScreen[None]):
+    CSS_PATH = "sessions.tcss"
+    BINDINGS = [
+        Binding("r", "resume", "Resume", id="sessions.resume"),
+        Binding("e", "export", "Export GIF/MP4", id="sessions.export"),
+        Binding("n", "new_from_frame", "New from frame", id="sessions.new"),
+        Binding("f5", "reload", "Reload", id="sessions.reload"),
+        Binding("escape", "back", "Back", id="sessions.back"),
+    ]
+
+    def __init__(self, root: Path, select: Path | None = None) -> None:
+        super().__init__()
+        self.root = root
+        self.select = select
+        self.summaries: list[SessionSummary] = []
+        self.frames: list[Path] = []
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"Sessions in {self.root}", id="sessions-title")
+        yield DataTable(id="session-table", cursor_type="row")
+        with Horizontal(id="session-detail"):
+            with Vertical(id="frames-pane"):
+                yield Label("", id="frames-title", classes="pane-title")
+                yield OptionList(id="session-frames")
+            yield FramePreview(self.lse.graphics, id="session-preview")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#session-table", DataTable)
+        table.add_columns("updated", "experiment", "model", "frames", "state")
+        self.reload()
+        table.focus()
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        table = self.query_one("#session-table", DataTable)
+        selected = self.current.path if self.current else self.select
+        table.clear()
+        self.summaries = list_sessions(self.root)
+        for summary in self.summaries:
+            table.add_row(session_time(summary), f"{summary.kind} {summary.experiment}",
+                          summary.model, frames_text(summary), summary.state,
+                          key=str(summary.path))
+        paths = [s.path for s in self.summaries]
+        if selected in paths:
+            table.move_cursor(row=paths.index(selected))
+        self.show_session()
+
+    @property
+    def current(self) -> SessionSummary | None:
+        table = self.query_one("#session-table", DataTable)
+        if not self.summaries or not 0 <= table.cursor_row < len(self.summaries):
+            return None
+        return self.summaries[table.cursor_row]
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_session()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.query_one("#session-frames", OptionList).focus()
+
+    def show_session(self) -> None:
+        frames = self.query_one("#session-frames", OptionList)
+        frames.clear_options()
+        summary = self.current
+        self.frames = session_frames(summary.path) if summary else []
+        frames.add_options([Option(p.stem) for p in self.frames])
+        title = f"{count(len(self.frames), 'frame')} · ↑/↓"
+        self.query_one("#frames-title", Label).update(title)
+        preview = self.query_one("#session-preview", FramePreview)
+        if self.frames:
+            frames.highlighted = len(self.frames) - 1
+        else:
+            preview.clear("no sessions" if summary is None else "no frames saved yet")
+        self.refresh_bindings()
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        # A highlight from the list of the session shown before may arrive late.
+        if 0 <= event.option_index < len(self.frames):
+            frame = self.frames[event.option_index]
+            self.query_one("#session-preview", FramePreview).show(frame.stem, frame)
+
+    # actions ------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        summary = self.current
+        if action == "resume":
+            return summary is not None and summary.state != "done"
+        if action == "export":
+            return summary is not None
+        if action == "new_from_frame":
+            return summary is not None and self.selected_frame() is not None
+        return True
+
+    def selected_frame(self) -> Path | None:
+        index = self.query_one("#session-frames", OptionList).highlighted
+        return self.frames[index] if index is not None and index < len(self.frames) else None
+
+    def action_resume(self) -> None:
+        summary = self.current
+        if summary is not None and summary.state != "done":
+            self.lse.resume(summary.path)
+
+    @work(thread=True, exclusive=True, group="export")
+    def action_export(self) -> None:
+        summary = self.current
+        if summary is None:
+            return
+        try:
+            paths = export_session(summary.path, gif=True, mp4=True)
+        except BadInput as exc:
+            self.app.call_from_thread(self.notify, str(exc), title="Export", severity="error")
+            return
+        written = "\n".join(str(p) for p in paths) or "nothing to write"
+        self.app.call_from_thread(self.notify, written, title="Exported")
+
+    def action_new_from_frame(self) -> None:
+        summary, frame = self.current, self.selected_frame()
+        if summary is None or frame is None:
+            return
+        embedding = summary.path / "embeddings" / f"{frame.stem}.safetensors"
+        if not embedding.is_file():
+            self.notify(f"{embedding}: no embedding file for this frame", severity="error")
+            return
+        choices = [e for e in EXPERIMENTS if e not in INPAINT_ONLY or summary.kind == "inpaint"]
+
+        def start(experiment: str | None) -> None:
+            if experiment is not None:
+                self.lse.open_form(summary.kind, experiment,
+                                   self.start_values(summary, experiment, embedding))
+
+        self.app.push_screen(ChoiceDialog(f"New experiment from {frame.stem}", choices,
+                                          current=summary.experiment), start)
+
+    def start_values(self, summary: SessionSummary, experiment: str,
+                     embedding: Path) -> dict[str, object]:
+        """The session's own config, starting from the frame's embeddings."""
+        try:
+            values = read_yaml(summary.path / "configs" / CONFIG_NAME)
+        except BadInput:
+            values = {}
+        values["exp_identifier"] = experiment
+        values.update({key: str(embedding) for key in FROM_FRAME_KEYS})
+        for key in FROM_FRAME_LISTS.get(experiment, ()):
+            values[key] = [str(embedding)]
+        return values
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def action_back(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,69 @@
+"""The status line: model, device, dtype and memory in use."""
+
+from __future__ import annotations
+
+import os
+import resource
+
+from textual.widgets import Static
+
+from lse_core.events import Loaded
+
+REFRESH_S = 2.0
+
+
+def memory_text(device: str | None) -> str:
+    """Resident memory of this process, plus the GPU memory torch holds on CUDA."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            rss = int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # peak, in KiB on Linux
+    text = f"RAM {rss / 2**30:.1f} GiB"
+    if device and device.startswith("cuda"):
+        import torch
+
+        text += f" · GPU {torch.cuda.memory_allocated(device) / 2**30:.1f} GiB"
+    return text
+
+
+def default_device() -> tuple[str, str]:
+    """Where a run goes unless told otherwise (the core's own choice)."""
+    from lse_core.models import pick_device, pick_dtype
+
+    device = pick_device(None)
+    return str(device), str(pick_dtype(None, device)).removeprefix("torch.")
+
+
+class StatusLine(Static):
+    """Shows the model of the last run, or the device a run would use."""
+
+    DEFAULT_CSS = """
+    StatusLine {
+        height: 1;
+        background: $panel;
+        color: $text-muted;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, loaded: Loaded | None, model_hint: str | None,
+                 id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.loaded = loaded
+        self.model_hint = model_hint
+        self.device = default_device()
+
+    def on_mount(self) -> None:
+        self.refresh_status()
+        self.set_interval(REFRESH_S, self.refresh_status)
+
+    def refresh_status(self) -> None:
+        if self.loaded is not None:
+            device = self.loaded.device
+            head = f"model {self.loaded.model_id} · {device} · {self.loaded.dtype}"
+        else:
+            device = self.device[0]
+            model = self.model_hint or "none loaded"
+            head = f"model {model} (not loaded) · {device} · {self.device[1]}"
+        self.update(f"{head} · {memory_text(device)}")

@@ -1,0 +1,96 @@
+"""The TUI's pure parts: fields from the config schema, and progress/ETA from events."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from lse_core.config import EXPERIMENTS, MODEL_KINDS, ExperimentConfig
+from lse_core.errors import BadInput
+from lse_core.events import FrameReady, Started, Step
+from screens.fields import format_value, key_in_message, parse_value, sections_for, spec_for
+from screens.run_progress import RunProgress
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_form_shows_each_key_once_and_only_keys_of_the_schema(kind: str,
+                                                                   experiment: str) -> None:
+    keys = [spec.key for _, specs in sections_for(kind, experiment) for spec in specs]
+    assert len(keys) == len(set(keys))
+    assert set(keys) <= set(ExperimentConfig.model_fields) - {"model_identifier", "exp_identifier"}
+    assert {"model_id", "diffusion_steps", "output_path", "batch_size"} <= set(keys)
+
+
+def test_forms_show_what_their_experiment_and_kind_read() -> None:
+    def keys(kind: str, experiment: str) -> set[str]:
+        return {s.key for _, specs in sections_for(kind, experiment) for s in specs}
+
+    assert {"prompt", "rand_seed", "height"} <= keys("txt2img", "single-inference")
+    single = keys("txt2img", "single-inference")
+    assert not {"image", "mask", "inter_prompts", "walk_steps"} & single
+    assert {"image", "strength"} <= keys("img2img", "random-walk")
+    assert {"image", "mask"} <= keys("inpaint", "diffevolution") and "strength" not in keys(
+        "inpaint", "diffevolution")
+    assert {"inter_prompts", "inter_noises", "height"} <= keys("txt2img", "interpolation")
+    assert "prompt" not in keys("txt2img", "interpolation")
+    outpaint = keys("inpaint", "outpaint-walk")
+    assert {"prompts", "camera_actions", "image"} <= outpaint and "mask" not in outpaint
+
+
+def test_text_becomes_values_as_the_cli_reads_them() -> None:
+    assert parse_value(spec_for("diffusion_steps"), " 4 ") == 4
+    assert parse_value(spec_for("guidance_scale"), "7") == 7
+    assert parse_value(spec_for("height"), "") is None
+    assert parse_value(spec_for("enable_xformers"), "true") is True
+    assert parse_value(spec_for("prompt"), "a|b") == "a|b"
+    assert parse_value(spec_for("model_id"), "42") == "42"  # text keys stay text
+    noises = parse_value(spec_for("inter_noises"), "3\n\nseed.safetensors\n")
+    assert noises == [3, "seed.safetensors"]
+    assert parse_value(spec_for("inter_prompts"), "a fox|fog\n7") == ["a fox|fog", "7"]
+    assert parse_value(spec_for("camera_actions"), "right\nup") == ["right", "up"]
+    with pytest.raises(BadInput, match="key 'gpu_id'"):
+        parse_value(spec_for("gpu_id"), "[1")
+
+
+def test_values_become_text_and_back() -> None:
+    for key, value in [("inter_noises", [3, "a.pt"]), ("walk_steps", 7), ("prompt", "a|b")]:
+        spec = spec_for(key)
+        assert parse_value(spec, format_value(spec, value)) == value
+    assert format_value(spec_for("image"), "None") == ""
+    assert spec_for("interpolation_method").choices == ("slerp", "lerp")
+    assert spec_for("strength").hint == "> 0, ≤ 1"
+    assert spec_for("rand_seed").placeholder == "random, recorded"
+
+
+def test_an_error_message_names_its_field() -> None:
+    assert key_in_message("key 'diffusion_steps': should be ≥ 1 (got 0)") == "diffusion_steps"
+    assert key_in_message("single-inference needs 'prompt' or 'load_prompt_embeds'") == "prompt"
+    assert key_in_message("inter_prompts has 3 items but inter_noises has 2") == "inter_prompts"
+    assert key_in_message("key 'inter_noises[1]': x.pt: embedding file not found") == "inter_noises"
+    assert key_in_message("config: unknown key 'foo'") is None
+
+
+def test_progress_and_eta_follow_the_rendering_rate() -> None:
+    ticks = itertools.count(0.0, 1.0)  # every look at the clock is one second later
+    progress = RunProgress(clock=lambda: next(ticks))
+    assert progress.describe() == "frames 0/?"
+    progress.update(Started(Path("s"), 4, 0, 2, 2))  # t=0
+    progress.update(Step(("a", "b"), 1, 2))  # t=1: half of two frames = 1 frame per second
+    assert progress.eta_seconds == pytest.approx(3.0)
+    assert progress.describe() == "frames 0/4 · step 1/2 · ETA 0:03"
+    progress.update(Step(("a", "b"), 2, 2))  # t=2
+    progress.update(FrameReady(0, "a", Path("a.png"), None))  # t=3
+    progress.update(FrameReady(1, "b", Path("b.png"), None))  # t=4: 2 frames in 4 s
+    assert progress.frames_done == 2 and progress.eta_seconds == pytest.approx(4.0)
+
+
+def test_frames_found_on_disk_do_not_count_towards_the_rate() -> None:
+    ticks = itertools.count(0.0, 1.0)
+    progress = RunProgress(clock=lambda: next(ticks))
+    progress.update(Started(Path("s"), 3, 0, 1, 1))
+    progress.update(FrameReady(0, "a", Path("a.png"), None, from_disk=True))
+    progress.update(FrameReady(1, "b", Path("b.png"), None, from_disk=True))
+    assert progress.frames_done == 2 and progress.eta_seconds is None

@@ -1,0 +1,137 @@
+"""SVG snapshots of the main screens at 80x24 with the half-cell renderer forced.
+
+Everything that would change between runs is fixed: the working folder (paths
+in the UI are relative), the time zone, the memory and device of the status
+line, the terminal cell size, and the run view is fed a fixed list of core
+events with a fixed clock. Update with ``pytest --snapshot-update``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from textual.pilot import Pilot
+from textual_image._terminal import CellSize, get_cell_size
+
+from lse_core.events import Event, FrameReady, Interrupted, Loaded, Notice, Started, Step
+from screens import status
+from screens.run_view import RunScreen
+from test_tui_support import make_app, type_into, wait_until
+
+SESSIONS = Path("sessions")
+STAMP = 1767323045.0  # 2026-01-02 03:04:05 UTC
+
+
+@pytest.fixture(autouse=True)
+def fixed_world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.setattr(status, "memory_text", lambda device: "RAM 1.0 GiB")
+    monkeypatch.setattr(status, "default_device", lambda: ("cpu", "float32"))
+    # textual-image sizes images from the terminal's cell size, which differs
+    # under `pytest -s` in a real terminal; its documented fallback is 10x20.
+    monkeypatch.setattr(get_cell_size, "_result", CellSize(10, 20), raising=False)
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def picture(shade: int) -> Image.Image:
+    """A small deterministic colour picture standing in for a frame."""
+    ramp = Image.linear_gradient("L").resize((64, 64))
+    return Image.merge("RGB", (ramp, ramp.rotate(90), Image.new("L", (64, 64), shade)))
+
+
+def saved_session(name: str, state: str, frames: int, planned: int, updated: float) -> Path:
+    path = SESSIONS / name
+    kind, experiment = name.split("_")[2:4]
+    (path / "images").mkdir(parents=True)
+    (path / "configs").mkdir()
+    for i in range(frames):
+        picture(60 * i).save(path / "images" / f"output-{i}_diffstep-3.png")
+    (path / "configs" / "config.yaml").write_text(
+        f"model_identifier: {kind}\nexp_identifier: {experiment}\nprompt: a fox\n")
+    (path / "session.json").write_text(json.dumps({
+        "model_identifier": kind, "exp_identifier": experiment, "model_id": "tiny",
+        "state": state, "frames_done": frames, "frames_planned": planned, "updated": updated}))
+    return path
+
+
+def two_sessions() -> None:
+    saved_session("2026-01-02_03-00-00_txt2img_single-inference", "done", 2, 2, STAMP)
+    saved_session("2026-01-02_02-00-00_img2img_random-walk", "interrupted", 3, 11, STAMP - 3600)
+
+
+def test_home(snap_compare) -> None:
+    two_sessions()
+    assert snap_compare(make_app(SESSIONS), terminal_size=(80, 24))
+
+
+def test_form_with_a_validation_error(snap_compare) -> None:
+    async def bad_steps(pilot: Pilot) -> None:
+        await pilot.press("enter")
+        await type_into(pilot, "#edit-prompt", "a lighthouse at dusk")
+        await type_into(pilot, "#edit-height", "64")
+        await type_into(pilot, "#edit-width", "64")
+        await type_into(pilot, "#edit-diffusion_steps", "0")
+        await pilot.press("ctrl+r")
+
+    assert snap_compare(make_app(SESSIONS), terminal_size=(80, 24), run_before=bad_steps)
+
+
+class ScriptedRun:
+    """Stands in for ``ExperimentRun`` with fixed events, stopping mid-run until cancelled."""
+
+    def __init__(self, script: list[Event]) -> None:
+        self.script = script
+        self.cancelled = False
+
+    async def events(self):
+        for event in self.script:
+            yield event
+        while not self.cancelled:
+            await asyncio.sleep(0.01)
+        yield Interrupted(None, 2)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def choose(self, action: object) -> None:
+        raise AssertionError("single inference asks for no choice")
+
+
+def mid_run_script() -> list[Event]:
+    session = SESSIONS / "2026-01-02_03-04-05_txt2img_single-inference"
+    batch = ("output-0_diffstep-3", "output-1_diffstep-3")
+    steps = [Step(batch, s, 3) for s in (1, 2, 3)]
+    frames = [FrameReady(i, name, session / "images" / f"{name}.png", picture(60 * i))
+              for i, name in enumerate(batch)]
+    return [Loaded("tiny", "cpu", "float32", 2.5), Notice("xformers unavailable; using SDPA"),
+            Started(session, 4, 0, 2, 3), *steps, *frames,
+            Step(("output-2_diffstep-3", "output-3_diffstep-3"), 1, 3)]
+
+
+def test_run_view_mid_run(snap_compare) -> None:
+    ticks = itertools.count(0.0, 0.5)
+
+    async def mid_run(pilot: Pilot) -> None:
+        screen = RunScreen(ScriptedRun(mid_run_script()), "single-inference · txt2img · tiny",
+                           "halfcell", clock=lambda: next(ticks))
+        await pilot.app.push_screen(screen)
+        progress = screen.progress
+        await wait_until(pilot, lambda: progress.frames_done == 2 and progress.step == 1,
+                         "the scripted events")
+
+    assert snap_compare(make_app(SESSIONS), terminal_size=(80, 24), run_before=mid_run)
+
+
+def test_sessions_browser(snap_compare) -> None:
+    two_sessions()
+    assert snap_compare(make_app(SESSIONS), terminal_size=(80, 24), press=["s"])

@@ -1,0 +1,66 @@
+"""Helpers the TUI tests share (kept in a test_tui module, next to the tests that use them)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from textual import events
+from textual.pilot import Pilot
+from textual.widgets import Input, TextArea
+
+from screens.app import LseApp, create_app
+
+
+def make_app(sessions: Path, graphics: str = "halfcell") -> LseApp:
+    return create_app(model="tiny", graphics=graphics, sessions_dir=sessions)
+
+
+async def wait_until(pilot: Pilot, done: Callable[[], bool], what: str,
+                     timeout: float = 60.0) -> None:
+    """Let the app run until ``done()``; the timeout only guards against a hang."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+async def type_into(pilot: Pilot, selector: str, text: str) -> None:
+    """Focus a field, clear it and enter ``text``: typed key by key when short,
+    pasted when long (the pilot spends tens of milliseconds on every key)."""
+    widget = pilot.app.screen.query_one(selector)
+    widget.focus()
+    await pilot.pause()
+    if isinstance(widget, TextArea):
+        await pilot.press("f7", "backspace")  # select all, delete
+    else:
+        assert isinstance(widget, Input)
+        await pilot.press("end", "ctrl+u")
+    if len(text) > 4:
+        pilot.app.post_message(events.Paste(text))  # as the terminal sends it
+        await pilot.pause()
+    else:
+        await pilot.press(*["enter" if c == "\n" else c for c in text])
+
+
+def send_key(app: LseApp, key: str) -> None:
+    """Deliver a key the way the terminal driver does, without waiting for the app.
+
+    ``Pilot.press`` waits (up to seconds) for the process to be idle, which it is
+    not while the core renders, so keys that start or steer a run go in here and
+    the test waits for their effect.
+    """
+    app.post_message(events.Key(key, key if len(key) == 1 else None))
+
+
+async def run_to_end(pilot: Pilot) -> None:
+    await wait_until(pilot, lambda: type(pilot.app.screen).__name__ == "RunScreen", "the run view")
+    await wait_until(pilot, lambda: not pilot.app.screen.running, "the run to end")
+
+
+def manifest(session: Path) -> dict:
+    return json.loads((session / "session.json").read_text())
+

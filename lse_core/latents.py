@@ -10,7 +10,6 @@ from pathlib import Path
 
 import torch
 
-from .config import is_embedding_path
 from .errors import BadInput
 
 EMBEDDING_KEYS = ("prompt_embed", "latent_noise", "image_embed")

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from helpers import COMPAT, ROOT, only_session, run_cli, run_config, write_config
+from helpers import COMPAT, ROOT, only_session, run_cli, write_config
 
 QUICK = ["walk_steps=2", "interpolation_steps=2", "num_filler_frames=4", "walk_directions=2"]
 CONFIGS = sorted(p.relative_to(ROOT) for p in (ROOT / "configs").glob("*/*.yaml"))

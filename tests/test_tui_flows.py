@@ -13,7 +13,8 @@ from screens.form import ExperimentForm
 from screens.preview import FramePreview
 from screens.run_view import RunScreen
 from screens.sessions import SessionsScreen
-from test_tui_support import make_app, manifest, run_to_end, send_key, type_into, wait_until
+from test_tui_support import (make_app, manifest, run_to_end, send_key, start_slow_single_inference,
+                              type_into, wait_until)
 
 
 async def test_single_inference_from_home_to_saved_frame(out: Path) -> None:
@@ -83,18 +84,8 @@ async def test_interpolation_loaded_from_yaml_runs_and_exports(out: Path) -> Non
 async def test_keys_answer_while_generating_and_stop_keeps_a_resumable_session(out: Path) -> None:
     app = make_app(out)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("enter")
-        await type_into(pilot, "#edit-prompt", "a fox")
         # 16 frames of 128×128 one by one: seconds of work, stopped after two frames.
-        await type_into(pilot, "#edit-height", "128")
-        await type_into(pilot, "#edit-width", "128")
-        await type_into(pilot, "#edit-diffusion_steps", "3")
-        await type_into(pilot, "#edit-images_per_prompt", "16")
-        app.screen.query_one("#advanced").collapsed = False
-        await type_into(pilot, "#edit-batch_size", "1")
-        send_key(app, "ctrl+r")
-        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen)
-                         and len(app.screen.frames) >= 2, "two frames")
+        await start_slow_single_inference(pilot, images=16, steps=3, frames_before=2)
         run = app.screen
         # The preview follows the newest frame; ← steps back while frames are being made.
         newest = run.shown
@@ -117,18 +108,8 @@ async def test_keys_answer_while_generating_and_stop_keeps_a_resumable_session(o
 async def test_resume_from_the_sessions_browser_finishes_the_session(out: Path) -> None:
     app = make_app(out)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("enter")
-        await type_into(pilot, "#edit-prompt", "a fox")
-        await type_into(pilot, "#edit-height", "128")
-        await type_into(pilot, "#edit-width", "128")
-        await type_into(pilot, "#edit-diffusion_steps", "2")
-        # Frames of 128×128 one by one, so the stop comes before the last of them.
-        await type_into(pilot, "#edit-images_per_prompt", "6")
-        app.screen.query_one("#advanced").collapsed = False
-        await type_into(pilot, "#edit-batch_size", "1")
-        send_key(app, "ctrl+r")
-        await wait_until(pilot, lambda: isinstance(app.screen, RunScreen)
-                         and len(app.screen.frames) >= 1, "a frame")
+        # Frames one by one, so the stop comes before the last of them.
+        await start_slow_single_inference(pilot, images=6, steps=2, frames_before=1)
         send_key(app, "q")
         await run_to_end(pilot)
         session = only_session(out)

@@ -61,6 +61,24 @@ async def run_to_end(pilot: Pilot) -> None:
     await wait_until(pilot, lambda: not pilot.app.screen.running, "the run to end")
 
 
+async def start_slow_single_inference(pilot: Pilot, images: int, steps: int,
+                                      frames_before: int) -> None:
+    """From home: 128x128 frames rendered one at a time, so a run lasts long enough
+    for keys to arrive mid-run; returns once ``frames_before`` frames are done."""
+    app = pilot.app
+    await pilot.press("enter")
+    await type_into(pilot, "#edit-prompt", "a fox")
+    await type_into(pilot, "#edit-height", "128")
+    await type_into(pilot, "#edit-width", "128")
+    await type_into(pilot, "#edit-diffusion_steps", str(steps))
+    await type_into(pilot, "#edit-images_per_prompt", str(images))
+    app.screen.query_one("#advanced").collapsed = False
+    await type_into(pilot, "#edit-batch_size", "1")
+    send_key(app, "ctrl+r")
+    await wait_until(pilot, lambda: type(app.screen).__name__ == "RunScreen"
+                     and len(app.screen.frames) >= frames_before, f"{frames_before} frames")
+
+
 def manifest(session: Path) -> dict:
     return json.loads((session / "session.json").read_text())
 

@@ -203,11 +203,12 @@ def _sessions(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     rows = list_sessions(Path(args.dir))
-    table = Table("session", "experiment", "model", "frames", "state")
+    table = Table("experiment", "model", "frames", "state")
+    table.add_column("session", overflow="fold")  # the full name is what `lse resume` needs
     for row in rows:
         planned = "?" if row.frames_planned is None else str(row.frames_planned)
-        table.add_row(row.path.name, f"{row.kind} {row.experiment}", row.model,
-                      f"{row.frames_done}/{planned}", row.state)
+        table.add_row(f"{row.kind} {row.experiment}", row.model,
+                      f"{row.frames_done}/{planned}", row.state, str(row.path))
     Console().print(table if rows else f"no sessions in {args.dir}")
     return EXIT_DONE
 

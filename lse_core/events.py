@@ -66,6 +66,7 @@ class WaitingForChoice:
     genes: int
     help: str
     lineage: tuple[dict[str, Any], ...] = ()  # nodes: id, name, parent, generation
+    parent: int | None = None  # the lineage node this generation grew from
 
 
 @dataclass(frozen=True)

@@ -275,7 +275,7 @@ class _PlanDriver:
             return self._copy(request)
         if isinstance(request, AskChoice):
             self.emit(WaitingForChoice(request.generation, request.genes, request.help,
-                                       request.lineage))
+                                       request.lineage, request.parent))
             return self._wait_for_choice()
         if isinstance(request, Record):
             self.session.update(**request.fields)

@@ -1,9 +1,9 @@
-"""Small modal dialogs: pick or type a file path, pick one of a few choices."""
+"""Small modal dialogs: pick or type a file path, pick one of a few choices, type a line."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -97,6 +97,37 @@ class ChoiceDialog(ModalScreen[str | None]):
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
         self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class TextDialog(ModalScreen[str | None]):
+    """Type one line; ``check`` returns what is wrong with it (shown, the dialog stays) or None."""
+
+    CSS_PATH = "dialogs.tcss"
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
+
+    def __init__(self, title: str, help: str = "",
+                 check: Callable[[str], str | None] = lambda text: None) -> None:
+        super().__init__()
+        self.title_text = title
+        self.help = help
+        self.check = check
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.title_text, id="dialog-title")
+            yield Input(placeholder="enter: ok · esc: cancel", id="text")
+            yield Label(self.help, classes="dialog-help")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        problem = self.check(event.value)
+        if problem is None:
+            self.dismiss(event.value)
+        else:
+            self.query_one(".dialog-help", Label).update(problem)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -1,7 +1,7 @@
 """The run view: live progress, the latest frame inline, a strip of finished frames.
 
-It only renders the core's events and forwards the user's keys (stop, a
-diffevolution action); the work itself runs in the core's thread.
+It only renders the core's events and forwards the user's keys (stop, and the
+diffevolution grid's answers); the work itself runs in the core's thread.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, OptionList, ProgressBar, RichLog, Static
+from textual.widgets import Footer, Label, OptionList, ProgressBar, RichLog, Static
 from textual.widgets.option_list import Option
 
 from lse_core.events import (
@@ -24,6 +24,7 @@ from lse_core.events import (
     Failed,
     Finished,
     FrameReady,
+    GenerationReady,
     Interrupted,
     Loaded,
     MediaWritten,
@@ -32,8 +33,9 @@ from lse_core.events import (
     Step,
     WaitingForChoice,
 )
-from lse_core.experiments.diffevolution import parse_choice
+from lse_core.experiments.diffevolution import Choice
 
+from .evolution import EvolutionScreen, describe
 from .preview import FramePreview
 from .run_progress import RunProgress
 from .texts import count
@@ -82,7 +84,10 @@ class RunScreen(Screen[str | None]):
         self.session_dir: Path | None = None
         self.final: Event | None = None
         self.stopping = False
-        self.genes = 0  # of the generation a diffevolution run waits on
+        # Diffevolution: the generation on screen, the last question, the last notice.
+        self.generation: GenerationReady | None = None
+        self.asked: WaitingForChoice | None = None
+        self.notice: str | None = None
 
     @property
     def running(self) -> bool:
@@ -102,11 +107,9 @@ class RunScreen(Screen[str | None]):
                 yield Label("frames (←/→)", classes="strip-title")
                 yield OptionList(id="frame-list")
         yield RichLog(id="run-log", wrap=True, markup=False)
-        yield Input(placeholder="action, then enter", id="choice")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#choice").display = False
         self.consume()
 
     @work(exclusive=True, group="run")
@@ -126,6 +129,7 @@ class RunScreen(Screen[str | None]):
             self.post_message(self.ModelLoaded(event))
         elif isinstance(event, Notice):
             log.write(event.message)
+            self.notice = event.message
         elif isinstance(event, Started):
             self.session_dir = event.session_dir
             log.write(f"session {event.session_dir}")
@@ -139,12 +143,10 @@ class RunScreen(Screen[str | None]):
         elif isinstance(event, MediaWritten):
             for path in event.paths:
                 log.write(f"wrote {path}")
+        elif isinstance(event, GenerationReady):
+            self.generation = event
         elif isinstance(event, WaitingForChoice):
-            self.genes = event.genes
-            log.write(f"generation {event.generation}: {event.help}")
-            choice = self.query_one("#choice", Input)
-            choice.display = True
-            self.call_after_refresh(choice.focus)  # a hidden widget cannot take focus yet
+            self._ask(event)
         elif isinstance(event, (Finished, Interrupted, Failed)):
             self._finish(event)
             return
@@ -171,7 +173,6 @@ class RunScreen(Screen[str | None]):
 
     def _finish(self, event: Finished | Interrupted | Failed) -> None:
         self.final = event
-        self.query_one("#choice").display = False
         log = self.query_one("#run-log", RichLog)
         status = self.query_one("#run-status", Static)
         if isinstance(event, Finished):
@@ -217,21 +218,25 @@ class RunScreen(Screen[str | None]):
         current = len(self.frames) - 1 if self.shown is None else self.shown
         self._show_frame(max(0, min(len(self.frames) - 1, current + delta)))
 
-    # user actions -------------------------------------------------------------
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id != "choice":
-            return
-        event.stop()
-        log = self.query_one("#run-log", RichLog)
-        try:
-            choice = parse_choice(event.value, self.genes)
-        except ValueError as exc:
-            log.write(f"{event.value!r}: {exc}")
-            return
+    # diffevolution ------------------------------------------------------------
+    def _ask(self, event: WaitingForChoice) -> None:
+        assert self.generation is not None, "the core shows a generation before asking about it"
+        # The core asks about the same generation again only when it rejected the
+        # answer, and its notice just before says why.
+        rejected = self.asked is not None and self.asked.generation == event.generation
+        self.asked = event
+        self.query_one("#run-log", RichLog).write(f"generation {event.generation}: "
+                                                  "choose in the grid")
+        self.app.push_screen(EvolutionScreen(self.generation, event, self.graphics,
+                                             self.notice if rejected else None), self._answer)
+
+    def _answer(self, choice: Choice | None) -> None:
+        assert choice is not None, "the grid is always dismissed with a choice"
+        self.notice = None
         self.run.choose(choice)
-        log.write(f"> {event.value}")
-        event.input.value = ""
-        event.input.display = False
+        self.query_one("#run-log", RichLog).write(f"> {describe(choice)}")
+
+    # user actions -------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":

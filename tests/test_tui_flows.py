@@ -9,6 +9,8 @@ from textual.widgets import OptionList
 
 from helpers import only_session
 from lse_core.events import Finished, Interrupted
+from screens.dialogs import ChoiceDialog
+from screens.evolution import EvolutionScreen, GeneTile
 from screens.form import ExperimentForm
 from screens.preview import FramePreview
 from screens.run_view import RunScreen
@@ -163,8 +165,13 @@ async def test_new_experiment_from_a_saved_frame_without_images(out: Path) -> No
     assert config["load_latent_noise"] == str(embedding.resolve())
 
 
-async def test_diffevolution_takes_its_answers_in_the_run_view(out: Path) -> None:
+async def test_diffevolution_grid_picks_rerolls_steps_back_and_ends(out: Path) -> None:
     app = make_app(out)
+
+    def asking(generation: int) -> bool:
+        screen = app.screen
+        return isinstance(screen, EvolutionScreen) and screen.waiting.generation == generation
+
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("down", "down", "down", "down", "enter")  # diffevolution × txt2img
         form = app.screen
@@ -173,24 +180,34 @@ async def test_diffevolution_takes_its_answers_in_the_run_view(out: Path) -> Non
         await type_into(pilot, "#edit-height", "64")
         await type_into(pilot, "#edit-width", "64")
         await type_into(pilot, "#edit-diffusion_steps", "2")
-        await type_into(pilot, "#edit-genes_per_generation", "2")
+        await type_into(pilot, "#edit-genes_per_generation", "4")
         send_key(app, "ctrl+r")
+        await wait_until(pilot, lambda: asking(1), "the first generation's grid")
+        grid = app.screen
+        assert len(grid.query(GeneTile)) == 4 and not grid.has_class("-compact")
+        send_key(app, "right")
+        send_key(app, "enter")  # gene 1 becomes node 1
+        await wait_until(pilot, lambda: asking(2), "the second generation")
+        send_key(app, "r")
+        await wait_until(pilot, lambda: asking(3), "the re-rolled generation")
+        send_key(app, "b")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChoiceDialog), "the lineage")
+        send_key(app, "up")  # from the current parent (node 1) to the start
+        send_key(app, "enter")
+        await wait_until(pilot, lambda: asking(4), "the generation from node 0")
+        send_key(app, "0")
+        await wait_until(pilot, lambda: asking(5), "the fifth generation")
+        send_key(app, "x")
         await wait_until(pilot, lambda: isinstance(app.screen, RunScreen)
-                         and app.screen.query_one("#choice").display, "the first generation")
-        run = app.screen
-        await wait_until(pilot, lambda: app.focused is run.query_one("#choice"), "the answer field")
-        await type_into(pilot, "#choice", "7")  # no such gene: said so, still waiting
-        await pilot.press("enter")
-        assert run.query_one("#choice").display and run.running
-        await type_into(pilot, "#choice", "1")  # gene 1 becomes the parent
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: len(run.frames) == 5 and run.query_one("#choice").display,
-                         "the second generation")
-        await type_into(pilot, "#choice", "exit")
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: not run.running, "the run to end")
-        assert isinstance(run.final, Finished), run.final
+                         and not app.screen.running, "the run to end")
+        assert isinstance(app.screen.final, Finished), app.screen.final
 
-    lineage = manifest(only_session(out))["diffevolution"]["lineage"]
-    assert [node["name"] for node in lineage] == [
-        "difevol-start", "difevol-gen-001_parent-0_gene-1"]
+    session = only_session(out)
+    evolution = manifest(session)["diffevolution"]
+    reroll = {"gene": None, "auto": 0, "prompt": None, "back": None, "end": False}
+    assert evolution["choices"] == [{**reroll, "gene": 1}, reroll, {**reroll, "back": 0},
+                                    {**reroll, "gene": 0}]
+    assert [(n["id"], n["name"], n["parent"]) for n in evolution["lineage"]] == [
+        (0, "difevol-start", None), (1, "difevol-gen-001_parent-0_gene-1", 0),
+        (2, "difevol-gen-004_parent-0_gene-0", 0)]
+    assert (session / "gifs" / "difevol-lineage.gif").is_file()

@@ -10,6 +10,7 @@ import pytest
 from lse_core.config import EXPERIMENTS, MODEL_KINDS, ExperimentConfig
 from lse_core.errors import BadInput
 from lse_core.events import FrameReady, Started, Step
+from screens.evolution import MIN_PREVIEW, grid_layout, lineage_rows
 from screens.fields import format_value, key_in_message, parse_value, sections_for, spec_for
 from screens.run_progress import RunProgress
 
@@ -94,3 +95,20 @@ def test_frames_found_on_disk_do_not_count_towards_the_rate() -> None:
     progress.update(FrameReady(0, "a", Path("a.png"), None, from_disk=True))
     progress.update(FrameReady(1, "b", Path("b.png"), None, from_disk=True))
     assert progress.frames_done == 2 and progress.eta_seconds is None
+
+
+def test_the_grid_fits_square_previews_and_falls_back_to_a_list_when_they_get_too_small() -> None:
+    assert grid_layout(4, 80, 21) == (4, 18)  # one row of four at 80x24
+    assert grid_layout(9, 100, 27)[0] == 5
+    assert grid_layout(16, 80, 21)[1] < MIN_PREVIEW  # 16 genes at 80x24: a list
+    assert grid_layout(16, 100, 27)[1] >= MIN_PREVIEW
+
+
+def test_the_lineage_lists_children_under_their_parent() -> None:
+    nodes = ({"id": 0, "name": "start", "parent": None, "generation": 0},
+             {"id": 1, "name": "a", "parent": 0, "generation": 1},
+             {"id": 2, "name": "b", "parent": 1, "generation": 2},
+             {"id": 3, "name": "c", "parent": 0, "generation": 3})
+    assert lineage_rows(nodes, current=2) == [
+        (0, "0: start · generation 0"), (1, "  1: a · generation 1"),
+        (2, "    2: b · generation 2  ◀ parent now"), (3, "  3: c · generation 3")]

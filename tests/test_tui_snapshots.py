@@ -19,8 +19,11 @@ from PIL import Image
 from textual.pilot import Pilot
 from textual_image._terminal import CellSize, get_cell_size
 
-from lse_core.events import Event, FrameReady, Interrupted, Loaded, Notice, Started, Step
+from lse_core.events import (Event, FrameReady, GenerationReady, Interrupted, Loaded, Notice, Started,
+                             Step, WaitingForChoice)
+from lse_core.experiments.diffevolution import HELP
 from screens import status
+from screens.evolution import EvolutionScreen
 from screens.run_view import RunScreen
 from test_tui_support import make_app, type_into, wait_until
 
@@ -92,6 +95,7 @@ class ScriptedRun:
     def __init__(self, script: list[Event]) -> None:
         self.script = script
         self.cancelled = False
+        self.choices: list[object] = []
 
     async def events(self):
         for event in self.script:
@@ -104,7 +108,7 @@ class ScriptedRun:
         self.cancelled = True
 
     def choose(self, action: object) -> None:
-        raise AssertionError("single inference asks for no choice")
+        self.choices.append(action)
 
 
 def mid_run_script() -> list[Event]:
@@ -130,6 +134,30 @@ def test_run_view_mid_run(snap_compare) -> None:
                          "the scripted events")
 
     assert snap_compare(make_app(SESSIONS), terminal_size=(80, 24), run_before=mid_run)
+
+
+def generation_script() -> list[Event]:
+    """Diffevolution's second generation (from node 1) waiting for a choice, on disk in cwd."""
+    images = SESSIONS / "2026-01-02_03-04-05_txt2img_diffevolution" / "images"
+    images.mkdir(parents=True)
+    names = tuple(f"difevol-gen-002_parent-1_gene-{i}" for i in range(4))
+    paths = tuple(images / f"{name}.png" for name in names)
+    for i, path in enumerate(paths):
+        picture(60 * i).save(path)
+    lineage = ({"id": 0, "name": "difevol-start", "parent": None, "generation": 0},
+               {"id": 1, "name": "difevol-gen-001_parent-0_gene-3", "parent": 0, "generation": 1})
+    return [Loaded("tiny", "cpu", "float32", 2.5), Started(images.parent, None, 9, 4, 2),
+            GenerationReady(2, names, paths), WaitingForChoice(2, 4, HELP, lineage, parent=1)]
+
+
+def test_diffevolution_grid(snap_compare) -> None:
+    async def grid(pilot: Pilot) -> None:
+        run = ScriptedRun(generation_script())
+        await pilot.app.push_screen(RunScreen(run, "diffevolution · txt2img · tiny", "halfcell"))
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, EvolutionScreen), "the grid")
+        await pilot.press("right", "right", "down", "left")  # gene 1: down has no row to go to
+
+    assert snap_compare(make_app(SESSIONS), terminal_size=(80, 24), run_before=grid)
 
 
 def test_sessions_browser(snap_compare) -> None:

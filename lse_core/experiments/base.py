@@ -66,6 +66,7 @@ class AskChoice:
     genes: int
     help: str
     lineage: tuple[dict[str, Any], ...] = ()
+    parent: int | None = None
 
 
 @dataclass

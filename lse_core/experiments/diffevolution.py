@@ -98,11 +98,12 @@ class Diffevolution(Experiment):
     def _auto_pick(self, generation: int) -> int:
         return int(np.random.default_rng([self.seed, generation, 1]).integers(self.cfg.genes_per_generation))
 
-    def _ask(self, generation: int, nodes: list[_Node]) -> Plan:
+    def _ask(self, generation: int, nodes: list[_Node], parent: int) -> Plan:
         """Ask until the answer fits this generation and lineage."""
         lineage = tuple(n.public() for n in nodes)
         while True:
-            choice = yield AskChoice(generation, self.cfg.genes_per_generation, HELP, lineage)
+            choice = yield AskChoice(generation, self.cfg.genes_per_generation, HELP, lineage,
+                                     parent)
             problem = self._problem(choice, len(nodes))
             if problem is None:
                 if choice.prompt and is_embedding_path(choice.prompt):
@@ -158,7 +159,7 @@ class Diffevolution(Experiment):
                 if self.replay:
                     choice = self.replay.pop(0)
                 else:
-                    choice = yield from self._ask(generation, nodes)
+                    choice = yield from self._ask(generation, nodes, parent.id)
                 if not choice.end:
                     choices.append(choice)
             if choice.end:

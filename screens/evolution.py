@@ -1,0 +1,225 @@
+"""The diffevolution grid (SPEC §1, §5.5): a generation's genes as previews, answered by keys.
+
+The run view pushes it when the core waits for a choice and passes the
+``Choice`` it is dismissed with to ``run.choose``; the grid never touches the run.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterator
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Vertical
+from textual.events import Resize
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Label, Static
+
+from lse_core.events import GenerationReady, WaitingForChoice
+from lse_core.experiments.diffevolution import Choice, parse_choice
+
+from .dialogs import ChoiceDialog, TextDialog
+from .preview import image_widget_class, load_frame
+
+# Rows the screen keeps for its title, status line and footer.
+CHROME_ROWS = 3
+# A tile's border (2 rows, 2 columns) and its label row around the preview.
+TILE_COLUMNS, TILE_ROWS = 2, 3
+# Previews narrower than this many cells show too little to choose by: genes become a list.
+MIN_PREVIEW = 10
+
+
+def grid_layout(genes: int, width: int, height: int) -> tuple[int, int]:
+    """The column count giving the largest square previews, and that preview's width in cells.
+
+    A cell is about twice as tall as it is wide, so a square preview spans
+    twice as many columns as rows.
+    """
+    best = (1, 0)
+    for columns in range(1, genes + 1):
+        rows = math.ceil(genes / columns)
+        side = min(width // columns - TILE_COLUMNS, 2 * (height // rows - TILE_ROWS))
+        if side > best[1]:
+            best = (columns, side)
+    return best
+
+
+def lineage_rows(lineage: tuple[dict[str, Any], ...],
+                 current: int | None = None) -> list[tuple[int, str]]:
+    """(node id, label) in tree order, children indented under their parent."""
+    children: dict[int | None, list[dict[str, Any]]] = {}
+    for node in lineage:
+        children.setdefault(node["parent"], []).append(node)
+
+    def walk(parent: int | None, depth: int) -> Iterator[tuple[int, str]]:
+        for node in children.get(parent, []):
+            label = f"{'  ' * depth}{node['id']}: {node['name']} · generation {node['generation']}"
+            if node["id"] == current:
+                label += "  ◀ parent now"
+            yield node["id"], label
+            yield from walk(node["id"], depth + 1)
+
+    return list(walk(None, 0))
+
+
+def describe(choice: Choice) -> str:
+    """One line for the run log, in the words of the keys that made it."""
+    if choice.end:
+        return "end"
+    parts = []
+    if choice.back is not None:
+        parts.append(f"back to node {choice.back}")
+    if choice.gene is not None:
+        parts.append(f"gene {choice.gene}")
+    if choice.prompt:
+        parts.append(f"target prompt {choice.prompt!r}")
+    if choice.auto:
+        parts.append(f"auto-pick {choice.auto}")
+    return ", ".join(parts) or "re-roll"
+
+
+class GeneTile(Vertical):
+    """One gene: its preview (when a renderer is on) above its number."""
+
+    def __init__(self, gene: int, image: Widget | None) -> None:
+        super().__init__(classes="gene")
+        self.gene = gene
+        self.image = image
+
+    def compose(self) -> ComposeResult:
+        if self.image is not None:
+            with Container(classes="gene-frame"):
+                yield self.image
+        yield Label(f"gene {self.gene}", classes="gene-label")
+
+
+class EvolutionScreen(Screen[Choice]):
+    """All genes of one generation; dismissed with the user's ``Choice``."""
+
+    CSS_PATH = "evolution.tcss"
+    BINDINGS = [
+        Binding("left", "move(-1, 0)", "Move", key_display="←↑↓→", id="evolution.left"),
+        Binding("right", "move(1, 0)", "Move", show=False, id="evolution.right"),
+        Binding("up", "move(0, -1)", "Move", show=False, id="evolution.up"),
+        Binding("down", "move(0, 1)", "Move", show=False, id="evolution.down"),
+        # The digits share the footer entry of enter, so that all keys fit in 80 columns.
+        Binding("enter", "pick", "Pick", key_display="⏎/0-9", id="evolution.pick"),
+        *[Binding(str(d), f"pick({d})", f"Pick gene {d}", show=False, id=f"evolution.gene{d}")
+          for d in range(10)],
+        Binding("r", "reroll", "Re-roll", id="evolution.reroll"),
+        Binding("a", "auto", "Auto", id="evolution.auto"),
+        Binding("p", "prompt", "Prompt", id="evolution.prompt"),
+        Binding("b", "lineage", "Back", id="evolution.lineage"),
+        Binding("colon", "type", "Type", key_display=":", id="evolution.type"),
+        Binding("x,escape", "end", "End", key_display="x", id="evolution.end"),
+    ]
+
+    def __init__(self, ready: GenerationReady, waiting: WaitingForChoice, graphics: str,
+                 problem: str | None = None) -> None:
+        super().__init__()
+        self.ready = ready
+        self.waiting = waiting
+        self.image_class = image_widget_class(graphics)
+        self.problem = problem
+        self.selected = 0
+        self.columns = 1
+        self.parent_node = waiting.parent
+
+    def compose(self) -> ComposeResult:
+        parent = f" · parent node {self.parent_node}" if self.parent_node is not None else ""
+        yield Label(f"diffevolution · generation {self.waiting.generation}{parent} · "
+                    f"{len(self.ready.names)} genes", id="evo-title")
+        with Container(id="genes"):
+            for gene, path in enumerate(self.ready.paths):
+                image = (self.image_class(load_frame(path), classes="gene-image")
+                         if self.image_class is not None else None)
+                yield GeneTile(gene, image)
+        yield Static(id="evo-status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._select(0)
+
+    def on_resize(self, event: Resize) -> None:
+        genes = len(self.ready.names)
+        columns, side = grid_layout(genes, event.size.width, event.size.height - CHROME_ROWS)
+        compact = self.image_class is None or side < MIN_PREVIEW
+        self.columns = 1 if compact else columns
+        self.set_class(compact, "-compact")
+        self.query_one("#genes").styles.grid_size_columns = self.columns
+
+    def _select(self, gene: int) -> None:
+        self.selected = gene
+        for tile in self.query(GeneTile):
+            tile.set_class(tile.gene == gene, "-selected")
+        status = self.query_one("#evo-status", Static)
+        status.set_class(self.problem is not None, "-problem")
+        status.update(self.problem or f"gene {gene}: {self.ready.names[gene]}")
+
+    # keys ---------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pick" and parameters:
+            gene = parameters[0]
+            return isinstance(gene, int) and gene < len(self.ready.names)
+        return True
+
+    def action_move(self, dx: int, dy: int) -> None:
+        target = self.selected + dx + dy * self.columns
+        if 0 <= target < len(self.ready.names):
+            self.problem = None
+            self._select(target)
+
+    def action_pick(self, gene: int | None = None) -> None:
+        self.dismiss(Choice(gene=self.selected if gene is None else gene))
+
+    def action_reroll(self) -> None:
+        self.dismiss(Choice())
+
+    def action_end(self) -> None:
+        self.dismiss(Choice(end=True))
+
+    def _ask(self, dialog: Screen[str | None], to_choice: Callable[[str], Choice]) -> None:
+        def answered(text: str | None) -> None:
+            if text is not None:  # None: the dialog was cancelled, keep choosing here
+                self.dismiss(to_choice(text))
+
+        self.app.push_screen(dialog, answered)
+
+    def action_auto(self) -> None:
+        def check(text: str) -> str | None:
+            return None if text.strip().isdigit() and int(text) > 0 else "a whole number ≥ 1"
+
+        self._ask(TextDialog("Let lse pick for how many generations (this one included)?",
+                             "enter: start · esc: cancel", check),
+                  lambda text: Choice(auto=int(text)))
+
+    def action_prompt(self) -> None:
+        def check(text: str) -> str | None:
+            return None if text.strip() else "type a prompt, or esc"
+
+        self._ask(TextDialog("New target prompt (positive|negative, or an embedding file)",
+                             "the genes move towards it by step_size", check),
+                  lambda text: Choice(prompt=text.strip()))
+
+    def action_type(self) -> None:
+        genes = len(self.ready.names)
+
+        def check(text: str) -> str | None:
+            try:
+                parse_choice(text, genes)
+            except ValueError as exc:
+                return str(exc)
+            return None
+
+        self._ask(TextDialog("Action in the console syntax", self.waiting.help, check),
+                  lambda text: parse_choice(text, genes))
+
+    def action_lineage(self) -> None:
+        rows = lineage_rows(self.waiting.lineage, self.parent_node)
+        ids = {label: node for node, label in rows}
+        current = next((label for node, label in rows if node == self.parent_node), None)
+        self._ask(ChoiceDialog("Lineage: enter steps back to a node · esc: stay",
+                               [label for _, label in rows], current),
+                  lambda label: Choice(back=ids[label]))

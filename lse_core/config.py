@@ -249,7 +249,7 @@ def with_defaults(cfg: ExperimentConfig) -> ExperimentConfig:
     for key in ("image", "mask", "load_prompt_embeds", "load_latent_noise"):
         value = getattr(cfg, key)
         if value is not None and Path(value).expanduser().exists():
-            updates[key] = str(Path(value).expanduser().resolve())
+            updates[key] = absolute_path(value)
     for key in ("inter_prompts", "inter_noises", "prompts"):
         items = getattr(cfg, key)
         if items:
@@ -262,10 +262,15 @@ def is_embedding_path(text: Any) -> bool:
     return str(text).strip().endswith(EMBEDDING_SUFFIXES)
 
 
+def absolute_path(text: str) -> str:
+    """Stored paths are absolute, so a session resumes from any working directory."""
+    return str(Path(text.strip()).expanduser().resolve())
+
+
 def _absolute_if_file(item: Any) -> Any:
     # Only embedding paths: a prompt that happens to match a file name stays a prompt.
     if isinstance(item, str) and is_embedding_path(item) and Path(item).expanduser().is_file():
-        return str(Path(item).expanduser().resolve())
+        return absolute_path(item)
     return item
 
 

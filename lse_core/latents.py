@@ -110,11 +110,15 @@ def load_embedding(path: str | Path, needs: tuple[str, ...] = EMBEDDING_KEYS,
         raise BadInput(f"{path}: not a readable embedding file ({reason[:160]})") from None
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise BadInput(f"{path}: an embedding file must hold a mapping of tensors")
+    require_tensors(path, data, needs)
+    return {k: v.float() for k, v in data.items() if k in EMBEDDING_KEYS}
+
+
+def require_tensors(path: str | Path, data: dict[str, torch.Tensor], needs: tuple[str, ...]) -> None:
     missing = [k for k in needs if k not in data]
     if missing:
         raise BadInput(f"{path}: missing tensor {', '.join(missing)} "
                        f"(has {', '.join(sorted(data)) or 'nothing'})")
-    return {k: v.float() for k, v in data.items() if k in EMBEDDING_KEYS}
 
 
 def check_prompt_embed(path: str | Path, embed: torch.Tensor, width: int, tokens: int = 77) -> None:

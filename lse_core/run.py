@@ -334,27 +334,26 @@ class _PlanDriver:
         self._report(chunk, rendered, from_disk=False)
         return rendered
 
+    def _announce(self, name: str, image, from_disk: bool = False) -> None:
+        """A frame is on disk: tell the front end and count it."""
+        self.emit(FrameReady(self.frames_done, name, self.session.image_path(name), image, from_disk))
+        self.frames_done += 1
+
     def _report(self, chunk: list[FrameJob], rendered: list[RenderedFrame], from_disk: bool) -> None:
         for job, frame in zip(chunk, rendered):
-            self.emit(FrameReady(self.frames_done, job.name, self.session.image_path(job.name),
-                                 frame.image, from_disk))
-            self.frames_done += 1
+            self._announce(job.name, frame.image, from_disk)
         self.session.update(frames_done=self.frames_done)
 
     def _save_images(self, request: SaveImages) -> None:
         for name, image in request.images:
-            path = self.session.image_path(name)
-            save_png(image, path)
-            self.emit(FrameReady(self.frames_done, name, path, image))
-            self.frames_done += 1
+            save_png(image, self.session.image_path(name))
+            self._announce(name, image)
         self.session.update(frames_done=self.frames_done)
 
     def _copy(self, request: Copy) -> None:
         for source, target in request.pairs:
             self.session.copy_frame(source, target)
-            self.emit(FrameReady(self.frames_done, target, self.session.image_path(target),
-                                 self.session.read_image(target)))
-            self.frames_done += 1
+            self._announce(target, self.session.read_image(target))
         self.session.update(frames_done=self.frames_done)
 
     def _job_on_disk(self, job: FrameJob) -> bool:

@@ -11,7 +11,6 @@ last parent, so the lineage tree and every file come out the same.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 
 from ..engine import FrameInput
 from ..errors import BadInput
-from ..config import is_embedding_path
+from ..config import absolute_path, is_embedding_path
 from ..latents import slerp
 from .base import AskChoice, Experiment, FrameJob, Media, Plan, Record, Render
 
@@ -108,7 +107,7 @@ class Diffevolution(Experiment):
             if problem is None:
                 if choice.prompt and is_embedding_path(choice.prompt):
                     # Stored for replay, so it must not depend on the working directory.
-                    choice = replace(choice, prompt=str(Path(choice.prompt.strip()).resolve()))
+                    choice = replace(choice, prompt=absolute_path(choice.prompt))
                 return choice
             self.inputs.notify(problem)
 

@@ -18,6 +18,7 @@ from ..latents import (
     encode_prompt,
     load_embedding,
     make_noise,
+    require_tensors,
 )
 from ..models import LoadedModel
 
@@ -52,8 +53,7 @@ class Inputs:
             self._files[path] = load_embedding(Path(path).expanduser(), needs=(), key=key)
             self.notify(f"loaded {path}")
         data = self._files[path]
-        if tensor not in data:
-            raise BadInput(f"{path}: missing tensor {tensor} (has {', '.join(sorted(data))})")
+        require_tensors(path, data, (tensor,))
         value = data[tensor]
         if tensor == "prompt_embed":
             check_prompt_embed(path, value, self.model.embed_width,

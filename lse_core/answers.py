@@ -1,10 +1,13 @@
-"""Headless answers to diffevolution: typed at the console, scripted, or automatic."""
+"""Headless answers to diffevolution: typed at the console, piped in, scripted, or automatic."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 from .errors import BadInput
 from .events import WaitingForChoice
@@ -12,25 +15,36 @@ from .experiments.diffevolution import Choice, parse_choice
 
 
 class ScriptedAnswers:
-    """Answers given up front; when they run out the run ends (and can be resumed later)."""
+    """Answers known up front (``--actions FILE``, ``--auto N``).
+
+    The last one finishes the run once its picks are made, so no generation is
+    rendered that no answer chooses from; a finished session can be continued later.
+    """
 
     interactive = False
 
     def __init__(self, choices: list[Choice]) -> None:
-        self.choices = list(choices)
+        if choices:
+            choices = [*choices[:-1], replace(choices[-1], finish=True)]
+        self.choices = choices
 
     @classmethod
     def from_file(cls, path: Path, genes: int) -> "ScriptedAnswers":
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise BadInput(f"--actions: {path}: not UTF-8 text") from None
         except OSError as exc:
             raise BadInput(f"--actions: {path}: cannot read ({exc.__class__.__name__})") from None
         choices = []
         for number, line in enumerate(lines, start=1):
             try:
-                choices.append(parse_choice(line, genes))
+                choice = parse_choice(line, genes)
             except ValueError as exc:
                 raise BadInput(f"--actions: {path} line {number}: {exc}") from None
+            if choice.end:  # a script ends after its last answer anyway
+                break
+            choices.append(choice)
         return cls(choices)
 
     @classmethod
@@ -41,6 +55,53 @@ class ScriptedAnswers:
 
     async def next(self, event: WaitingForChoice) -> Choice:
         return self.choices.pop(0) if self.choices else Choice(end=True)
+
+
+class StreamAnswers:
+    """Answers piped in on stdin (``printf '2;;\\nexit\\n' | lse run …``), one line per
+    generation, read as each generation is ready; the end of input finishes the run."""
+
+    interactive = False
+
+    def __init__(self, stream: BinaryIO | None, say: Callable[[str], None] = print) -> None:
+        self.stream = stream
+        self.say = say
+        self.lines = 0
+        self.answered = 0
+
+    async def next(self, event: WaitingForChoice) -> Choice:
+        while True:
+            line = await _in_thread(self._read_line)
+            if line is None:
+                self.say(self._ended())
+                return Choice(end=True)
+            try:
+                choice = parse_choice(line, event.genes)
+            except ValueError as exc:
+                self.say(f"stdin line {self.lines}: {exc}; reading the next line")
+                continue
+            self.answered += 1
+            self.say(f"generation {event.generation}: {line.strip() or '(re-roll)'}")
+            return choice
+
+    def _read_line(self) -> str | None:
+        while self.stream is not None:
+            raw = self.stream.readline()
+            if not raw:
+                return None
+            self.lines += 1
+            try:
+                return raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError:
+                self.say(f"stdin line {self.lines}: not UTF-8 text; reading the next line")
+        return None
+
+    def _ended(self) -> str:
+        if self.lines == 0:
+            return ("no answers on stdin (it is empty or closed): finishing; pipe answers in, "
+                    "or give --auto N or --actions FILE")
+        plural = "" if self.answered == 1 else "s"
+        return f"stdin ended after {self.answered} answer{plural}: finishing"
 
 
 class ConsoleAnswers:
@@ -56,7 +117,7 @@ class ConsoleAnswers:
             print(event.help)
             self.helped = True
         while True:
-            line = await _read_line(f"generation {event.generation}> ")
+            line = await _in_thread(lambda: _input(f"generation {event.generation}> "))
             if line is None:  # end of input (Ctrl-D)
                 return Choice(end=True)
             try:
@@ -65,9 +126,16 @@ class ConsoleAnswers:
                 print(f"  {exc}")
 
 
-async def _read_line(prompt: str) -> str | None:
-    """``input()`` on a daemon thread: Ctrl-C must not wait for a line that never comes,
-    and ``asyncio.run`` would wait for an executor thread at exit."""
+def _input(prompt: str) -> str | None:
+    try:
+        return input(prompt)
+    except EOFError:
+        return None
+
+
+async def _in_thread(read: Callable[[], str | None]) -> str | None:
+    """A blocking read on a daemon thread: Ctrl-C must not wait for a line that never
+    comes, and ``asyncio.run`` would wait for an executor thread at exit."""
     loop = asyncio.get_running_loop()
     answer: asyncio.Future[str | None] = loop.create_future()
 
@@ -75,12 +143,17 @@ async def _read_line(prompt: str) -> str | None:
         if not answer.done():
             answer.set_result(line)
 
-    def read() -> None:
-        try:
-            line = input(prompt)
-        except EOFError:
-            line = None
+    def run() -> None:
+        line = read()
         loop.call_soon_threadsafe(deliver, line)
 
-    threading.Thread(target=read, name="lse-console", daemon=True).start()
+    threading.Thread(target=run, name="lse-answers", daemon=True).start()
     return await answer
+
+
+def answers_from_stdin() -> "ConsoleAnswers | StreamAnswers":
+    """The console prompt on a terminal; otherwise the lines piped in (or none at all)."""
+    stdin = sys.stdin
+    if stdin is not None and stdin.isatty():
+        return ConsoleAnswers()
+    return StreamAnswers(getattr(stdin, "buffer", None))

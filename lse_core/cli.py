@@ -143,7 +143,7 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _answers(args: argparse.Namespace, cfg):
-    from .answers import ConsoleAnswers, ScriptedAnswers
+    from .answers import ScriptedAnswers, answers_from_stdin
 
     if cfg.exp_identifier != "diffevolution":
         return None
@@ -151,9 +151,7 @@ def _answers(args: argparse.Namespace, cfg):
         return ScriptedAnswers.from_file(Path(args.actions), cfg.genes_per_generation)
     if args.auto is not None:
         return ScriptedAnswers.auto(args.auto)
-    if sys.stdin.isatty():
-        return ConsoleAnswers()
-    return ScriptedAnswers([])
+    return answers_from_stdin()
 
 
 def _drive(run, answers=None) -> int:

@@ -125,6 +125,12 @@ class ExperimentConfig(BaseModel):
         return self
 
 
+def img2img_steps(steps: int, strength: float) -> int:
+    """Steps img2img runs: the last ``int(steps * strength)``, counted as diffusers' img2img
+    pipeline (and the original tool) count them, so 25 × 0.3 runs 7 and 2 × 0.8 runs 1."""
+    return min(int(steps * strength), steps)
+
+
 def _require(cfg: ExperimentConfig, *keys: str) -> None:
     for key in keys:
         value = getattr(cfg, key)
@@ -153,10 +159,10 @@ def _check_experiment_keys(cfg: ExperimentConfig) -> None:
         if by_prompt != by_camera:
             raise ValueError(f"frames_per_prompt covers {by_prompt} frames but "
                              f"frames_per_cam_action covers {by_camera}; they must be equal")
-        if "backwards" in cfg.camera_actions and cfg.translation_factor >= 0.5:
-            raise ValueError("key 'translation_factor': must be below 0.5 with the backwards "
-                             "camera action, which shrinks the image by the margin on each side "
-                             f"(got {cfg.translation_factor})")
+    if cfg.model_identifier == "img2img" and img2img_steps(cfg.diffusion_steps, cfg.strength) < 1:
+        raise ValueError(f"key 'strength': img2img runs int(diffusion_steps × strength) steps, and "
+                         f"int({cfg.diffusion_steps} × {cfg.strength}) is 0; raise strength or "
+                         "diffusion_steps")
 
 
 KNOWN_KEYS = tuple(ExperimentConfig.model_fields)

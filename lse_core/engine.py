@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .config import img2img_steps
 from .errors import Cancelled
 from .models import LoadedModel, make_scheduler
 
@@ -77,10 +78,8 @@ def _completes_step(scheduler) -> bool:
 
 
 def steps_run(settings: RenderSettings, img2img: bool) -> int:
-    """Denoising steps actually run: img2img runs only the last ``round(steps*strength)``."""
-    if not img2img:
-        return settings.steps
-    return min(settings.steps, max(1, round(settings.steps * settings.strength)))
+    """Denoising steps actually run for one frame."""
+    return img2img_steps(settings.steps, settings.strength) if img2img else settings.steps
 
 
 class Engine:
@@ -128,7 +127,10 @@ class Engine:
             inpaint_extra = torch.cat([self._inpaint_inputs(f.conditioning, noise.shape[-2:])
                                        for f in frames])
 
-        guided = settings.guidance_scale > 1
+        # The original tool applies uncond + g·(cond − uncond) for every g, so g < 1 is
+        # meaningful (g = 0 is the negative prompt alone); only g = 1, where the formula
+        # is the conditional prediction, can skip the unconditional half.
+        guided = settings.guidance_scale != 1
         embeds = torch.stack([f.prompt_embed for f in frames]).to(device, dtype)  # (B, 2, 77, D)
         hidden = torch.cat([embeds[:, 0], embeds[:, 1]]) if guided else embeds[:, 1]
         generators = [torch.Generator("cpu").manual_seed(f.step_seed) for f in frames]

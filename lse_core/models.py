@@ -79,12 +79,14 @@ def make_scheduler(model: LoadedModel, name: str) -> Any:
     import diffusers
 
     name = resolve_scheduler_name(name)
-    extra = {}
+    # diffusers' SD pipelines correct two settings of older scheduler configs when they
+    # are built (clip_sample off, steps_offset 1); the engine must denoise as they do.
+    config = {**model.scheduler_config, "clip_sample": False, "steps_offset": 1}
     if name == "PNDMScheduler":
         # Stable Diffusion uses PNDM's PLMS steps only; the Runge-Kutta warm-up
         # breaks on short schedules and is off in SD's own scheduler configs.
-        extra["skip_prk_steps"] = True
-    return getattr(diffusers, name).from_config(model.scheduler_config, **extra)
+        config["skip_prk_steps"] = True
+    return getattr(diffusers, name).from_config(config)
 
 
 def pick_device(device: str | None, gpu_id: int = 0) -> torch.device:

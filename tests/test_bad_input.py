@@ -77,6 +77,7 @@ CASES = [
     ("negative guidance", {**BASE, "guidance_scale": -1}, "key 'guidance_scale'"),
     ("strength 0", {**IMG2IMG, "strength": 0}, "key 'strength'"),
     ("strength > 1", {**IMG2IMG, "strength": 1.5}, "key 'strength'"),
+    ("img2img with no step left", {**IMG2IMG, "strength": 0.4}, "key 'strength': img2img runs int(diffusion_steps × strength) steps, and int(2 × 0.4) is 0"),
     ("height not multiple of 8", {**BASE, "height": 65}, "key 'height': must be a multiple of 8"),
     ("width not positive", {**BASE, "width": -8}, "key 'width'"),
     ("genes > 16", {**BASE, "genes_per_generation": 17}, "key 'genes_per_generation'"),
@@ -99,7 +100,6 @@ CASES = [
     ("noise wrong channels", {**BASE, "load_latent_noise": "{bad_noise}"}, "tensor latent_noise has shape (1, 3, 8, 8)"),
     ("corrupt safetensors", {**BASE, "load_prompt_embeds": "{corrupt}"}, "corrupt.safetensors: not a readable embedding file"),
     ("random walk going nowhere", {**BASE, "exp_identifier": "random-walk"}, "random-walk needs prompt_rand_walk or noise_rand_walk"),
-    ("backwards with big translation", {**INPAINT, "exp_identifier": "outpaint-walk", "prompts": ["a"], "frames_per_prompt": [1], "camera_actions": ["backwards"], "frames_per_cam_action": [1], "translation_factor": 0.5}, "key 'translation_factor': must be below 0.5 with the backwards camera action"),
     ("pt with objects", {**BASE, "load_prompt_embeds": "{evil}"}, "holds objects other than tensors"),
 ]
 

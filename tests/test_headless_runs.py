@@ -47,10 +47,11 @@ def test_visualize_diffusion_writes_steps_gif_grid(kind, out):
     assert run_config(ROOT / "configs" / kind / "visualize_diffusion.yaml", out,
                       "strength=1.0") == 0
     session = only_session(out)
-    steps = [session / "images" / f"output-0_diffstep-{s}.png" for s in (1, 2, 3)]
+    # the original tool numbers the steps that ran from 0
+    steps = [session / "images" / f"output-0_diffstep-{s}.png" for s in (0, 1, 2)]
     assert all(p.is_file() for p in steps)
     assert all((session / "embeddings" / f"output-0_diffstep-{s}.safetensors").is_file()
-               for s in (1, 2, 3))
+               for s in (0, 1, 2))
     with Image.open(session / "gifs" / "output-0_diffusion.gif") as gif:
         assert gif.n_frames == 3
     with Image.open(session / "images" / "output-0_diffusion-grid.png") as sheet:
@@ -62,11 +63,11 @@ def test_visualize_diffusion_writes_steps_gif_grid(kind, out):
 
 def test_img2img_strength_runs_fewer_steps(out):
     assert run_config(ROOT / "configs/img2img/visualize_diffusion.yaml", out,
-                      "diffusion_steps=4", "strength=0.5") == 0
+                      "diffusion_steps=5", "strength=0.5") == 0
     session = only_session(out)
     steps = sorted(p.name for p in (session / "images").glob("output-0_diffstep-*.png"))
-    # round(4 * 0.5) = 2 denoising steps: the last two of the schedule
-    assert steps == ["output-0_diffstep-3.png", "output-0_diffstep-4.png"]
+    # int(5 * 0.5) = 2 denoising steps (round() would give 3), named 0 and 1 as the original does
+    assert steps == ["output-0_diffstep-0.png", "output-0_diffstep-1.png"]
 
 
 def test_same_seed_gives_identical_bytes(tmp_path):
@@ -120,4 +121,4 @@ def test_visualize_diffusion_saves_one_frame_per_step_with_multistage_schedulers
     assert run_config(ROOT / "configs/txt2img/visualize_diffusion.yaml", out, f"scheduler={scheduler}") == 0
     session = only_session(out)
     steps = sorted(p.name for p in (session / "images").glob("output-0_diffstep-*.png"))
-    assert steps == [f"output-0_diffstep-{s}.png" for s in (1, 2, 3)]
+    assert steps == [f"output-0_diffstep-{s}.png" for s in (0, 1, 2)]

@@ -25,8 +25,9 @@ def test_every_original_combination_has_a_config():
 
 
 # frames each config makes with QUICK: images per prompt 2; walk 2 directions x 3;
-# (K-1)*2+K interpolation frames; start + 2 generations of 4 genes; start + 4 keyframes x 4
-FRAMES = {"single_inference": 2, "visualize_diffusion": 1, "random_walk": 6, "diffevolution": 9,
+# (K-1)*2+K interpolation frames; start + the 1 generation --auto 1 picks from (4 genes);
+# start + 4 keyframes x 4
+FRAMES = {"single_inference": 2, "visualize_diffusion": 1, "random_walk": 6, "diffevolution": 5,
           "outpaint_walk": 17, ("txt2img", "interpolation"): 7, ("img2img", "interpolation"): 4,
           ("inpaint", "interpolation"): 4}
 
@@ -70,9 +71,13 @@ def test_interpolation_frame_count_and_keyframes(tmp_path):
     config = _interpolation(tmp_path)
     assert run_cli("run", str(config), "--out", str(tmp_path / "i")) == 0
     session = only_session(tmp_path / "i")
-    names = sorted(p.stem for p in (session / "images").glob("*.png"))
-    assert len(names) == (3 - 1) * 2 + 3
-    assert names[0].endswith("keyframe-0") and names[-1].endswith("keyframe-2")
+    names = {p.stem for p in (session / "images").glob("*.png")}
+    # the original tool's names, each keyframe once: the end of one segment starts the next
+    assert names == {"output-0_lstitms-0,1_step-start", "output-0_lstitms-0,1_step-1",
+                     "output-0_lstitms-0,1_step-2", "output-0_lstitms-0,1_step-end",
+                     "output-0_lstitms-1,2_step-1", "output-0_lstitms-1,2_step-2",
+                     "output-0_lstitms-1,2_step-end"}
+    keyframes = ["output-0_lstitms-0,1_step-start", "output-0_lstitms-1,2_step-end"]
     # keyframes rendered alone: single inference with the same prompt and seed
     for index, (prompt, seed) in enumerate([("a red fox", 11), ("a green frog", 13)]):
         alone = write_config(tmp_path / f"alone{index}.yaml", model_identifier="txt2img",
@@ -80,7 +85,7 @@ def test_interpolation_frame_count_and_keyframes(tmp_path):
                              rand_seed=seed, height=64, width=64, diffusion_steps=2)
         assert run_cli("run", str(alone), "--out", str(tmp_path / f"a{index}")) == 0
         single = load_file(next((only_session(tmp_path / f"a{index}") / "embeddings").iterdir()))
-        frame = load_file(session / "embeddings" / f"{names[0 if index == 0 else -1]}.safetensors")
+        frame = load_file(session / "embeddings" / f"{keyframes[index]}.safetensors")
         gap = (single["image_embed"] - frame["image_embed"]).abs().max() / single["image_embed"].abs().max()
         assert gap <= 1e-5
         assert torch.equal(single["latent_noise"], frame["latent_noise"])
@@ -117,11 +122,11 @@ def test_compat_embedding_as_interpolation_keyframe(tmp_path):
                             interpolation_steps=1, diffusion_steps=1)
     assert run_cli("run", str(config), "--out", str(tmp_path / "i")) == 0
     session = only_session(tmp_path / "i")
-    last = load_file(sorted((session / "embeddings").iterdir())[-1])
+    last = load_file(session / "embeddings" / "output-0_lstitms-0,1_step-end.safetensors")
     original = torch.load(source, weights_only=True)
     assert torch.equal(last["prompt_embed"], original["prompt_embed"].float())
     assert torch.equal(last["latent_noise"], original["latent_noise"].float())
-    with Image.open(sorted((session / "images").iterdir())[-1]) as image:
+    with Image.open(session / "images" / "output-0_lstitms-0,1_step-end.png") as image:
         assert image.size == (768, 768)
 
 
@@ -169,21 +174,29 @@ def _outpaint(tmp_path, **keys):
     return write_config(tmp_path / "op.yaml", **{**base, **keys})
 
 
-def test_outpaint_keeps_the_shifted_previous_frame(tmp_path):
-    assert run_cli("run", str(_outpaint(tmp_path)), "--out", str(tmp_path / "op")) == 0
+@pytest.mark.parametrize("factor", [0.25, 0.6])
+def test_outpaint_keeps_the_shifted_previous_frame(tmp_path, factor):
+    config = _outpaint(tmp_path, translation_factor=factor)
+    assert run_cli("run", str(config), "--out", str(tmp_path / "op")) == 0
     session = only_session(tmp_path / "op")
-    names = sorted(p.stem for p in (session / "images").glob("*.png"))
-    keyframes = [n for n in names if "keyframe" in n or n.endswith("start")]
-    assert len(names) == 1 + 5 * 4 and len(keyframes) == 6  # 3 fillers per keyframe
-    margin = 16  # 0.25 * 64, already a multiple of 4
+    names = {p.stem for p in (session / "images").glob("*.png")}
+    # the original tool's names: init, then per keyframe k its fillers and frame-k
+    keyframes = ["init"] + [f"frame-{k}" for k in range(5)]
+    fillers = {f"{k}_filler_frame_{j}" for k in range(5) for j in (1, 2, 3)}
+    assert names == set(keyframes) | fillers
+    # the original's margin: int(size × factor) rounded down to a multiple of the filler count
+    margin = int(64 * factor) // 4 * 4
 
-    def pixels(name):
+    def pixels(image):
+        return torch.from_numpy(np.asarray(image.convert("RGB")).copy())
+
+    def opened(name):
         with Image.open(session / "images" / f"{name}.png") as image:
-            return torch.from_numpy(np.asarray(image.convert("RGB")).copy())
+            return image.convert("RGB")
 
-    for previous_name, name in zip(keyframes, keyframes[1:]):
-        previous, current = pixels(previous_name), pixels(name)
-        action = name.rsplit("_", 1)[1]
+    for action, previous_name, name in zip(["right", "down", "left", "up", "backwards"],
+                                           keyframes, keyframes[1:]):
+        previous, current = pixels(opened(previous_name)), pixels(opened(name))
         if action == "right":
             assert torch.equal(current[:, : 64 - margin], previous[:, margin:])
         elif action == "left":
@@ -193,12 +206,12 @@ def test_outpaint_keeps_the_shifted_previous_frame(tmp_path):
         elif action == "up":
             assert torch.equal(current[margin:], previous[: 64 - margin])
         else:
-            from lse_core.experiments.outpaint import shifted_canvas
-
-            with Image.open(session / "images" / f"{previous_name}.png") as image:
-                canvas, _ = shifted_canvas(image.convert("RGB"), "backwards", margin, margin)
-            expected = torch.from_numpy(np.asarray(canvas).copy())
-            assert torch.equal(current[margin:-margin, margin:-margin], expected[margin:-margin, margin:-margin])
+            # The original shrinks the previous frame by one margin (not two) and centres it,
+            # half a margin in on each side; lse resamples with Lanczos.
+            side = 64 - margin
+            shrunk = pixels(opened(previous_name).resize((side, side), Image.Resampling.LANCZOS))
+            kept = current[margin // 2 : margin // 2 + side, margin // 2 : margin // 2 + side]
+            assert torch.equal(kept, shrunk)
 
 
 def test_seeds_continue_after_the_last_one_given(tmp_path):
@@ -206,7 +219,7 @@ def test_seeds_continue_after_the_last_one_given(tmp_path):
     session = only_session(tmp_path / "op")
     from lse_core.latents import make_noise
 
-    keyframes = sorted(p for p in (session / "embeddings").glob("*keyframe*"))
+    keyframes = [session / "embeddings" / f"frame-{k}.safetensors" for k in range(5)]
     seeds = [7, 20, 21, 22, 23]
     for file, seed in zip(keyframes, seeds):
         assert torch.equal(load_file(file)["latent_noise"], make_noise(seed, 1, 64, 64))
@@ -247,16 +260,17 @@ def test_diffevolution_scripted_sequence(tmp_path):
     session, manifest = _evolve(tmp_path, "a")
     evo = manifest["diffevolution"]
     # start, gen1 pick 1 -> node 1; gen2 re-roll; gen3 new target; gen4-6 auto picks (3 nodes);
-    # gen7 back to node 1; gen8 pick 2 -> a branch from node 1; gen9 shown, then exit
+    # gen7 back to node 1; gen8 pick 2 -> a branch from node 1, the script's last answer
     lineage = evo["lineage"]
     assert [n["parent"] for n in lineage] == [None, 0, 1, 2, 3, 1]
     assert evo["target_prompt"] == "a storm over the sea|blurry"
     assert evo["current"] == 5 and evo["generations"] == 8
-    assert lineage[1]["name"].startswith("difevol-gen-001") and lineage[1]["name"].endswith("gene-1")
-    assert lineage[5]["name"].startswith("difevol-gen-008") and lineage[5]["name"].endswith("gene-2")
-    genes = list((session / "images").glob("difevol-gen-*.png"))
-    assert len(genes) == 9 * 3
-    with Image.open(session / "gifs" / "difevol-lineage.gif") as gif:
+    # the original tool's names: generation, the parent's gene ("start" for the first), gene
+    assert lineage[1]["name"] == "difevostep-1_parent-start_gene-1"
+    assert lineage[5]["name"] == "difevostep-8_parent-1_gene-2"
+    genes = list((session / "images").glob("difevostep-*_gene-*.png"))
+    assert len(genes) == 8 * 3, "no generation is rendered after the script's last answer"
+    with Image.open(session / "gifs" / "difevostep-lineage.gif") as gif:
         assert gif.n_frames == 3  # start -> node 1 -> node 5
     same, _ = _evolve(tmp_path, "b")
     for png in (session / "images").glob("*.png"):
@@ -269,18 +283,22 @@ def test_diffevolution_genes_move_towards_the_target(tmp_path):
 
     session, manifest = _evolve(tmp_path, "a")
     embed = lambda name: load_file(session / "embeddings" / f"{name}.safetensors")  # noqa: E731
-    start, node1 = embed("difevol-start"), embed(manifest["diffevolution"]["lineage"][1]["name"])
+    start, node1 = embed("difevostep-start"), embed(manifest["diffevolution"]["lineage"][1]["name"])
     # before a new target is given, the target is the start prompt: the prompt stays put
     assert torch.allclose(node1["prompt_embed"], start["prompt_embed"], atol=1e-5)
     assert not torch.equal(node1["latent_noise"], start["latent_noise"])
     # generation 3 is answered ";;a storm over the sea|blurry": generation 4 moves towards it
-    genes = [embed(f"difevol-gen-004_parent-1_gene-{i}") for i in range(3)]
+    genes = [embed(f"difevostep-4_parent-1_gene-{i}") for i in range(3)]
     model = load_model("tiny", False, torch.device("cpu"), torch.float32)
     target = encode_prompt(model, "a storm over the sea", "blurry")
     expected = slerp(node1["prompt_embed"], target, 0.4)
+    parent_noise = node1["latent_noise"].flatten()
     for gene in genes:
         assert torch.allclose(gene["prompt_embed"], expected, atol=1e-4)
-        assert torch.allclose(slerp(node1["latent_noise"], gene["latent_noise"], 0.0), node1["latent_noise"])
+        # slerp by 0.4 towards fresh noise, which is about 90° away in this many dimensions:
+        # the gene sits about 36° from its parent (cos ≈ 0.81; 0.6 would mean a step of 0.6)
+        cos = torch.nn.functional.cosine_similarity(gene["latent_noise"].flatten(), parent_noise, dim=0)
+        assert 0.74 < cos < 0.88, cos
     assert not torch.equal(genes[0]["latent_noise"], genes[1]["latent_noise"])
 
 

@@ -68,7 +68,7 @@ def test_kill_during_diffevolution_auto_then_resume(tmp_path):
     whole = only_session(tmp_path / "whole")
 
     process = _start(["run", str(config), "--out", str(tmp_path / "killed"), "--auto", "5"])
-    _kill_when(tmp_path / "killed", "difevol-gen-003_*.png", 1, process)
+    _kill_when(tmp_path / "killed", "difevostep-3_*.png", 1, process)
     killed = only_session(tmp_path / "killed")
     assert run_cli("resume", str(killed)) == 0
     _same_pngs(whole, killed)

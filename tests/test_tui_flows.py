@@ -69,8 +69,8 @@ async def test_interpolation_loaded_from_yaml_runs_and_exports(out: Path) -> Non
         run = app.screen
         assert isinstance(run.final, Finished), run.final
         assert [name for name, _ in run.frames] == [
-            "output-0_frame-0000_keyframe-0", "output-0_frame-0001_lstitms-0,1_step-1",
-            "output-0_frame-0002_keyframe-1"]
+            "output-0_lstitms-0,1_step-start", "output-0_lstitms-0,1_step-1",
+            "output-0_lstitms-0,1_step-end"]
         gif = next(p for p in run.final.outputs if p.suffix == ".gif")
 
         # The sessions browser writes the GIF again from the saved frames.
@@ -204,10 +204,11 @@ async def test_diffevolution_grid_picks_rerolls_steps_back_and_ends(out: Path) -
 
     session = only_session(out)
     evolution = manifest(session)["diffevolution"]
-    reroll = {"gene": None, "auto": 0, "prompt": None, "back": None, "end": False}
+    reroll = {"gene": None, "auto": 0, "prompt": None, "back": None, "end": False,
+              "finish": False}
     assert evolution["choices"] == [{**reroll, "gene": 1}, reroll, {**reroll, "back": 0},
                                     {**reroll, "gene": 0}]
     assert [(n["id"], n["name"], n["parent"]) for n in evolution["lineage"]] == [
-        (0, "difevol-start", None), (1, "difevol-gen-001_parent-0_gene-1", 0),
-        (2, "difevol-gen-004_parent-0_gene-0", 0)]
-    assert (session / "gifs" / "difevol-lineage.gif").is_file()
+        (0, "difevostep-start", None), (1, "difevostep-1_parent-start_gene-1", 0),
+        (2, "difevostep-4_parent-start_gene-0", 0)]
+    assert (session / "gifs" / "difevostep-lineage.gif").is_file()

@@ -140,12 +140,12 @@ def generation_script() -> list[Event]:
     """Diffevolution's second generation (from node 1) waiting for a choice, on disk in cwd."""
     images = SESSIONS / "2026-01-02_03-04-05_txt2img_diffevolution" / "images"
     images.mkdir(parents=True)
-    names = tuple(f"difevol-gen-002_parent-1_gene-{i}" for i in range(4))
+    names = tuple(f"difevostep-2_parent-3_gene-{i}" for i in range(4))
     paths = tuple(images / f"{name}.png" for name in names)
     for i, path in enumerate(paths):
         picture(60 * i).save(path)
-    lineage = ({"id": 0, "name": "difevol-start", "parent": None, "generation": 0},
-               {"id": 1, "name": "difevol-gen-001_parent-0_gene-3", "parent": 0, "generation": 1})
+    lineage = ({"id": 0, "name": "difevostep-start", "parent": None, "generation": 0},
+               {"id": 1, "name": "difevostep-1_parent-start_gene-3", "parent": 0, "generation": 1})
     return [Loaded("tiny", "cpu", "float32", 2.5), Started(images.parent, None, 9, 4, 2),
             GenerationReady(2, names, paths), WaitingForChoice(2, 4, HELP, lineage, parent=1)]
 

@@ -22,6 +22,7 @@ from ..config import absolute_path, is_embedding_path
 from ..latents import slerp
 from .base import AskChoice, Experiment, FrameJob, Media, Plan, Record, Render
 
+START = "difevostep-start"
 HELP = ("gene[;auto N][;prompt|negative]  ·  empty line = re-roll  ·  ;;prompt = new target  ·  "
         "back K = return to lineage node K  ·  exit = finish")
 
@@ -31,6 +32,8 @@ class Choice:
     """One answer to a generation, applied in this order: back, gene, prompt, auto.
 
     All fields empty means re-roll: the same parent with new random noises.
+    ``finish``: the last answer of a script; once its picks (auto ones included) are
+    made, the run ends without rendering a generation nobody would choose from.
     """
 
     gene: int | None = None
@@ -38,6 +41,7 @@ class Choice:
     prompt: str | None = None
     back: int | None = None
     end: bool = False
+    finish: bool = False
 
 
 def parse_choice(text: str, genes: int) -> Choice:
@@ -73,6 +77,12 @@ class _Node:
     generation: int
     prompt: torch.Tensor
     noise: torch.Tensor
+    gene: int | None = None  # its place in its generation (None: the start)
+
+    @property
+    def label(self) -> str:
+        """How the original tool names a parent in file names: ``start`` or its gene index."""
+        return "start" if self.gene is None else str(self.gene)
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "parent": self.parent,
@@ -89,6 +99,9 @@ class Diffevolution(Experiment):
         self.conditioning = self.inputs.conditioning(self.size)
         saved = self.saved.get("diffevolution", {})
         self.replay = [Choice(**c) for c in saved.get("choices", [])]
+        if self.replay and self.saved.get("state") == "done":
+            # Continuing a finished session: its last answer no longer ends the run.
+            self.replay[-1] = replace(self.replay[-1], finish=False)
 
     def _fresh_noise(self, generation: int) -> torch.Tensor:
         seed = int(np.random.SeedSequence([self.seed, generation]).generate_state(1)[0])
@@ -133,14 +146,25 @@ class Diffevolution(Experiment):
         genes = cfg.genes_per_generation
         settings = self.settings()
         start = FrameInput(self.start_prompt, self.start_noise, self.seed, self.conditioning)
-        yield Render([FrameJob("difevol-start", start)], settings)
-        nodes = [_Node(0, "difevol-start", None, 0, self.start_prompt, self.start_noise)]
+        yield Render([FrameJob(START, start)], settings)
+        nodes = [_Node(0, START, None, 0, self.start_prompt, self.start_noise)]
         parent = nodes[0]
         target, target_text = self.start_prompt, None
         choices: list[Choice] = []
         auto_left = 0
+        finishing = False
         generation = 0
-        while True:
+
+        def record() -> Record:
+            return Record({"diffevolution": {
+                "choices": [asdict(c) for c in choices],
+                "lineage": [n.public() for n in nodes],
+                "current": parent.id,
+                "target_prompt": target_text,
+                "generations": generation,
+            }})
+
+        while not (finishing and auto_left == 0):
             generation += 1
             fresh = self._fresh_noise(generation)
             prompt = slerp(parent.prompt, target, cfg.step_size)
@@ -148,8 +172,13 @@ class Diffevolution(Experiment):
             for i in range(genes):
                 noise = slerp(parent.noise, fresh[i : i + 1], cfg.step_size)
                 frame = FrameInput(prompt, noise, self.seed + generation * genes + i, self.conditioning)
-                jobs.append(FrameJob(f"difevol-gen-{generation:03d}_parent-{parent.id}_gene-{i}", frame))
+                # The original tool's names; re-rolls count as generations here, so none
+                # overwrites another.
+                name = f"difevostep-{generation}_parent-{parent.label}_gene-{i}"
+                jobs.append(FrameJob(name, frame))
             yield Render(jobs, settings, generation=generation)
+            # Stored before the question, so a run ended while it waits keeps this generation.
+            yield record()
 
             if auto_left > 0:
                 auto_left -= 1
@@ -163,6 +192,7 @@ class Diffevolution(Experiment):
                     choices.append(choice)
             if choice.end:
                 break
+            finishing = finishing or choice.finish
             if choice.auto and choice.gene is None and choice.back is None:
                 # "auto N" alone: the tool picks from this generation too.
                 choice = replace(choice, gene=self._auto_pick(generation), auto=choice.auto - 1)
@@ -170,22 +200,16 @@ class Diffevolution(Experiment):
                 parent = nodes[choice.back]
             if choice.gene is not None:
                 node = _Node(len(nodes), jobs[choice.gene].name, parent.id, generation, prompt,
-                             jobs[choice.gene].input.noise)
+                             jobs[choice.gene].input.noise, choice.gene)
                 nodes.append(node)
                 parent = node
             if choice.prompt:
                 target, target_text = self.inputs.prompt(choice.prompt, "prompt"), choice.prompt
             auto_left += choice.auto
-            yield Record({"diffevolution": {
-                "choices": [asdict(c) for c in choices],
-                "lineage": [n.public() for n in nodes],
-                "current": parent.id,
-                "target_prompt": target_text,
-                "generations": generation,
-            }})
+            yield record()
         path = []
         node: _Node | None = parent
         while node is not None:
             path.append(node.name)
             node = nodes[node.parent] if node.parent is not None else None
-        yield Media("difevol-lineage", path[::-1], video=len(path) > 2)
+        yield Media("difevostep-lineage", path[::-1], video=len(path) > 2)

@@ -28,15 +28,18 @@ class Interpolation(Experiment):
         between = cfg.interpolation_steps
         self.jobs: list[FrameJob] = []
 
-        def add(prompt: torch.Tensor, noise: torch.Tensor, label: str) -> None:
-            index = len(self.jobs)
-            frame = FrameInput(prompt, noise, step_seed=self.seed + index, conditioning=conditioning)
-            self.jobs.append(FrameJob(f"output-0_frame-{index:04d}_{label}", frame))
+        def add(prompt: torch.Tensor, noise: torch.Tensor, segment: int, step: str) -> None:
+            # The original tool's names; a keyframe between two segments is rendered once,
+            # as the end of the segment before it.
+            frame = FrameInput(prompt, noise, step_seed=self.seed + len(self.jobs),
+                               conditioning=conditioning)
+            name = f"output-0_lstitms-{segment},{segment + 1}_step-{step}"
+            self.jobs.append(FrameJob(name, frame))
 
         def item(values: list[torch.Tensor], k: int) -> torch.Tensor:
             return values[k] if len(values) > 1 else values[0]
 
-        add(item(prompts, 0), item(noises, 0), "keyframe-0")
+        add(item(prompts, 0), item(noises, 0), 0, "start")
         for k in range(keys - 1):
             for step in range(1, between + 1):
                 t = step / (between + 1)
@@ -45,8 +48,8 @@ class Interpolation(Experiment):
                           if len(prompts) > 1 else prompts[0])
                 noise = (interpolate(noises[k], noises[k + 1], t, cfg.interpolation_method)
                          if len(noises) > 1 else noises[0])
-                add(prompt, noise, f"lstitms-{k},{k + 1}_step-{step}")
-            add(item(prompts, k + 1), item(noises, k + 1), f"keyframe-{k + 1}")
+                add(prompt, noise, k, str(step))
+            add(item(prompts, k + 1), item(noises, k + 1), k, "end")
 
     @property
     def frames_planned(self) -> int:

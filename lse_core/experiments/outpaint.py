@@ -34,11 +34,12 @@ def shifted_canvas(image: Image.Image, action: str, mx: int, my: int) -> tuple[I
     elif action == "up":
         canvas.paste(image.crop((0, 0, width, height - my)), (0, my))
         mask.paste(255, (0, 0, width, my))
-    else:  # backwards: the old frame shrinks into the centre, the border is new
-        small = image.resize((width - 2 * mx, height - 2 * my), Image.Resampling.LANCZOS)
-        canvas.paste(small, (mx, my))
+    else:  # backwards: the old frame shrinks by one margin, centred; the border is new
+        small = image.resize((width - mx, height - my), Image.Resampling.LANCZOS)
+        left, top = mx // 2, my // 2
+        canvas.paste(small, (left, top))
         mask.paste(255, (0, 0, width, height))
-        mask.paste(0, (mx, my, width - mx, height - my))
+        mask.paste(0, (left, top, left + small.width, top + small.height))
     return canvas, mask
 
 
@@ -49,9 +50,12 @@ def filler_frames(previous: Image.Image, new: Image.Image, action: str, mx: int,
     frames = []
     for j in range(1, count):
         if action == "backwards":
-            dx, dy = mx * (count - j) // count, my * (count - j) // count
-            frames.append(new.crop((dx, dy, width - dx, height - dy)).resize(
-                (width, height), Image.Resampling.LANCZOS))
+            # Zooming out: the view grows from the previous frame's place in the new one
+            # (half a margin in on each side) to the whole new frame.
+            grow_x, grow_y = mx // count * j, my // count * j
+            box = (mx // 2 - grow_x // 2, my // 2 - grow_y // 2,
+                   width - mx // 2 + grow_x // 2, height - my // 2 + grow_y // 2)
+            frames.append(new.crop(box).resize((width, height), Image.Resampling.LANCZOS))
             continue
         horizontal = action in ("right", "left")
         margin = mx if horizontal else my
@@ -100,8 +104,10 @@ class OutpaintWalk(Experiment):
         return 1 + len(self.actions) * self.cfg.num_filler_frames
 
     def plan(self) -> Plan:
+        # The original tool's file names: init, then per keyframe k its fillers
+        # {k}_filler_frame_{j} and the keyframe frame-{k}.
         fillers = self.cfg.num_filler_frames
-        names = ["frame-00000_start"]
+        names = ["init"]
         yield SaveImages([(names[0], self.start)])
         previous = self.start
         for k, (prompt, action, seed) in enumerate(zip(self.prompts, self.actions, self.seeds)):
@@ -109,13 +115,12 @@ class OutpaintWalk(Experiment):
             conditioning = self.engine.prepare_conditioning(
                 content_key(canvas, mask), canvas, self.height, self.width, mask)
             noise = self.inputs.noise_for_seed(seed, 1, (self.height, self.width))
-            first = 1 + k * fillers
-            key_name = f"frame-{first + fillers - 1:05d}_keyframe-{k + 1}_{action}"
+            key_name = f"frame-{k}"
             job = FrameJob(key_name, FrameInput(prompt, noise, seed, conditioning),
                            finish=partial(Image.composite, image2=canvas, mask=mask))
             [rendered] = yield Render([job], self.settings())
             between = filler_frames(previous, rendered.image, action, self.mx, self.my, fillers)
-            filler_names = [f"frame-{first + j:05d}_filler" for j in range(len(between))]
+            filler_names = [f"{k}_filler_frame_{j}" for j in range(1, len(between) + 1)]
             if between:
                 yield SaveImages(list(zip(filler_names, between)))
             names += filler_names + [key_name]

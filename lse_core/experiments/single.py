@@ -15,18 +15,16 @@ class SingleInference(Experiment):
         prompt = self.inputs.base_prompt()
         noise = self.inputs.base_noise()
         conditioning = self.inputs.conditioning(self.inputs.pixel_size(noise))
-        steps = self.cfg.diffusion_steps
-        captured = steps_run(self.settings(), self.cfg.model_identifier == "img2img")
         jobs = []
         for i in range(noise.shape[0]):
             frame = FrameInput(prompt, noise[i : i + 1], step_seed=self.seed + i,
                                conditioning=conditioning)
-            # Numbered by place in the schedule: img2img runs only its last steps.
-            step_names = tuple(f"output-{i}_diffstep-{s}"
-                               for s in range(steps - captured + 1, steps + 1))
-            jobs.append(FrameJob(f"output-{i}_diffstep-{steps}", frame,
-                                 step_names if self.capture_steps else ()))
+            jobs.append(self._job(i, frame))
         return jobs
+
+    def _job(self, image: int, frame: FrameInput) -> FrameJob:
+        # The original tool's name: the configured step count, even for img2img.
+        return FrameJob(f"output-{image}_diffstep-{self.cfg.diffusion_steps}", frame)
 
     def prepare(self) -> None:
         self.jobs = self._jobs()
@@ -45,6 +43,13 @@ class VisualizeDiffusion(SingleInference):
     """As single inference, plus every denoising step decoded, as a GIF and a grid per image."""
 
     capture_steps = True
+
+    def _job(self, image: int, frame: FrameInput) -> FrameJob:
+        # The original tool numbers the steps that ran from 0 (img2img runs only its last
+        # int(steps × strength)); the last step's frame is the finished image.
+        ran = steps_run(self.settings(), self.cfg.model_identifier == "img2img")
+        step_names = tuple(f"output-{image}_diffstep-{s}" for s in range(ran))
+        return FrameJob(step_names[-1], frame, step_names)
 
     def plan(self) -> Plan:
         yield from super().plan()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import Callable
 
 from .errors import BadInput
 from .events import WaitingForChoice
@@ -63,11 +64,12 @@ class StreamAnswers:
 
     interactive = False
 
-    def __init__(self, stream: BinaryIO | None, say: Callable[[str], None] = print) -> None:
-        self.stream = stream
+    def __init__(self, fd: int | None, say: Callable[[str], None] = print) -> None:
+        self.fd = fd
+        self.pending = b""
         self.say = say
         self.lines = 0
-        self.answered = 0
+        self.answered: set[int] = set()  # generations; a rejected answer is asked again
 
     async def next(self, event: WaitingForChoice) -> Choice:
         while True:
@@ -80,28 +82,39 @@ class StreamAnswers:
             except ValueError as exc:
                 self.say(f"stdin line {self.lines}: {exc}; reading the next line")
                 continue
-            self.answered += 1
+            self.answered.add(event.generation)
             self.say(f"generation {event.generation}: {line.strip() or '(re-roll)'}")
             return choice
 
     def _read_line(self) -> str | None:
-        while self.stream is not None:
-            raw = self.stream.readline()
-            if not raw:
+        while True:
+            raw = self._next_bytes()
+            if raw is None:
                 return None
             self.lines += 1
             try:
                 return raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError:
                 self.say(f"stdin line {self.lines}: not UTF-8 text; reading the next line")
-        return None
+
+    def _next_bytes(self) -> bytes | None:
+        # Raw reads on the descriptor: a thread blocked in sys.stdin's buffered reader
+        # holds its lock, and the interpreter aborts at exit (Ctrl-C, SIGTERM) waiting for it.
+        while b"\n" not in self.pending:
+            chunk = os.read(self.fd, 4096) if self.fd is not None else b""
+            if not chunk:
+                line, self.pending = self.pending, b""
+                return line or None
+            self.pending += chunk
+        line, _, self.pending = self.pending.partition(b"\n")
+        return line
 
     def _ended(self) -> str:
         if self.lines == 0:
             return ("no answers on stdin (it is empty or closed): finishing; pipe answers in, "
                     "or give --auto N or --actions FILE")
-        plural = "" if self.answered == 1 else "s"
-        return f"stdin ended after {self.answered} answer{plural}: finishing"
+        count = len(self.answered)
+        return f"stdin ended after answering {count} generation{'' if count == 1 else 's'}: finishing"
 
 
 class ConsoleAnswers:
@@ -156,4 +169,8 @@ def answers_from_stdin() -> "ConsoleAnswers | StreamAnswers":
     stdin = sys.stdin
     if stdin is not None and stdin.isatty():
         return ConsoleAnswers()
-    return StreamAnswers(getattr(stdin, "buffer", None))
+    try:
+        fd = stdin.fileno() if stdin is not None else None
+    except (OSError, ValueError):  # closed, or not a real file
+        fd = None
+    return StreamAnswers(fd)

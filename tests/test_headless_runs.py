@@ -52,13 +52,13 @@ def test_visualize_diffusion_writes_steps_gif_grid(kind, out):
     assert all(p.is_file() for p in steps)
     assert all((session / "embeddings" / f"output-0_diffstep-{s}.safetensors").is_file()
                for s in (0, 1, 2))
-    with Image.open(session / "gifs" / "output-0_diffusion.gif") as gif:
+    with Image.open(session / "gifs" / "output-0.gif") as gif:
         assert gif.n_frames == 3
     with Image.open(session / "images" / "output-0_diffusion-grid.png") as sheet:
         assert sheet.size == (128, 128)  # 3 steps on a 2x2 sheet of 64x64 frames
         with Image.open(steps[0]) as first:
             assert sheet.crop((0, 0, 64, 64)).tobytes() == first.convert("RGB").tobytes()
-    assert (session / "videos" / "output-0_diffusion.mp4").stat().st_size > 0
+    assert (session / "videos" / "output-0.mp4").stat().st_size > 0
 
 
 def test_img2img_strength_runs_fewer_steps(out):
@@ -87,7 +87,7 @@ def test_export_rewrites_gif_and_mp4(out):
 
     assert run_config(ROOT / "configs/txt2img/visualize_diffusion.yaml", out) == 0
     session = only_session(out)
-    gif = session / "gifs" / "output-0_diffusion.gif"
+    gif = session / "gifs" / "output-0.gif"
     gif.unlink()
     assert run_cli("export", str(session), "--gif") == 0
     assert gif.is_file()

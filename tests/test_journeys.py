@@ -158,7 +158,7 @@ def test_random_walk_moves_only_the_chosen_space(tmp_path, walk_prompt, walk_noi
         assert torch.allclose(step[1] - start[moving], 3 * first, atol=1e-5)  # one delta, added per step
         deltas.append(first)
     assert not torch.allclose(deltas[0], deltas[1])  # each direction draws its own delta
-    with Image.open(session / "gifs" / "output-0_randwalk.gif") as gif:
+    with Image.open(session / "gifs" / "output-0.gif") as gif:
         assert gif.n_frames == 2 * (4 + 2)  # out and back per direction
 
 
@@ -270,7 +270,7 @@ def test_diffevolution_scripted_sequence(tmp_path):
     assert lineage[5]["name"] == "difevostep-8_parent-1_gene-2"
     genes = list((session / "images").glob("difevostep-*_gene-*.png"))
     assert len(genes) == 8 * 3, "no generation is rendered after the script's last answer"
-    with Image.open(session / "gifs" / "difevostep-lineage.gif") as gif:
+    with Image.open(session / "gifs" / "output-0.gif") as gif:
         assert gif.n_frames == 3  # start -> node 1 -> node 5
     same, _ = _evolve(tmp_path, "b")
     for png in (session / "images").glob("*.png"):

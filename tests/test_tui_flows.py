@@ -211,4 +211,4 @@ async def test_diffevolution_grid_picks_rerolls_steps_back_and_ends(out: Path) -
     assert [(n["id"], n["name"], n["parent"]) for n in evolution["lineage"]] == [
         (0, "difevostep-start", None), (1, "difevostep-1_parent-start_gene-1", 0),
         (2, "difevostep-4_parent-start_gene-0", 0)]
-    assert (session / "gifs" / "difevostep-lineage.gif").is_file()
+    assert (session / "gifs" / "output-0.gif").is_file()

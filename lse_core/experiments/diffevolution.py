@@ -212,4 +212,4 @@ class Diffevolution(Experiment):
         while node is not None:
             path.append(node.name)
             node = nodes[node.parent] if node.parent is not None else None
-        yield Media("difevostep-lineage", path[::-1], video=len(path) > 2)
+        yield Media("output-0", path[::-1], video=len(path) > 2)

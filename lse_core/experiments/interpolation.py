@@ -57,4 +57,4 @@ class Interpolation(Experiment):
 
     def plan(self) -> Plan:
         yield Render(self.jobs, self.settings())
-        yield Media("output-0_interpolation", [job.name for job in self.jobs], video=True)
+        yield Media("output-0", [job.name for job in self.jobs], video=True)

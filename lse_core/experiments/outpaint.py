@@ -125,4 +125,4 @@ class OutpaintWalk(Experiment):
                 yield SaveImages(list(zip(filler_names, between)))
             names += filler_names + [key_name]
             previous = rendered.image
-        yield Media("outpaint-walk", names, video=True)
+        yield Media("output-0", names, video=True)

@@ -58,4 +58,4 @@ class RandomWalk(Experiment):
             for direction in range(self.cfg.walk_directions):
                 out = [walk_name(image, direction, s) for s in range(steps + 1)]
                 frames += out + out[-2:0:-1]  # rubber band: out and back before the next direction
-            yield Media(f"output-{image}_randwalk", frames, video=True)
+            yield Media(f"output-{image}", frames, video=True)

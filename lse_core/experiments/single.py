@@ -54,5 +54,5 @@ class VisualizeDiffusion(SingleInference):
     def plan(self) -> Plan:
         yield from super().plan()
         for i, job in enumerate(self.jobs):
-            yield Media(f"output-{i}_diffusion", list(job.step_names), video=True)
+            yield Media(f"output-{i}", list(job.step_names), video=True)
             yield Media(f"output-{i}_diffusion-grid", list(job.step_names), grid=True)

@@ -12,7 +12,7 @@ from typing import Callable
 
 from .errors import BadInput
 from .events import WaitingForChoice
-from .experiments.diffevolution import Choice, parse_choice
+from .choices import Choice, parse_choice
 
 
 class ScriptedAnswers:

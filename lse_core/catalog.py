@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from .errors import BadInput
-from .experiments.base import Media
-from .media import write_media
+from .errors import BadInput, shorten
+from .media import media_entries, write_media
 from .session import MANIFEST, Session
+
+MAX_FPS = 240
 
 
 @dataclass(frozen=True)
@@ -21,44 +24,76 @@ class SessionSummary:
     frames_planned: int | None
     state: str
     updated: float
+    problem: str | None = None  # why the session could not be read
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "path": str(self.path)}
 
 
 def list_sessions(root: Path) -> list[SessionSummary]:
-    """Sessions under ``root``, newest first; unreadable folders are skipped."""
+    """Every session under ``root``, newest first. One damaged session does not hide the
+    others: it is listed with state ``unreadable`` and the reason."""
     if not root.is_dir():
         return []
     rows = []
-    for manifest in root.glob(f"*/{MANIFEST}"):
-        try:
-            data = Session.open(manifest.parent).manifest
-        except BadInput:
+    for folder in root.iterdir():
+        if folder.name.startswith(".") or not (folder / MANIFEST).exists():
             continue
-        rows.append(SessionSummary(
-            path=manifest.parent,
-            kind=data.get("model_identifier", "?"),
-            experiment=data.get("exp_identifier", "?"),
-            model=data.get("model_id", "?"),
-            frames_done=int(data.get("frames_done", 0)),
-            frames_planned=data.get("frames_planned"),
-            state=data.get("state", "?"),
-            updated=float(data.get("updated", 0)),
-        ))
+        try:
+            rows.append(_summary(Session.open(folder)))
+        except BadInput as exc:
+            rows.append(SessionSummary(folder, "?", "?", "?", 0, None, "unreadable",
+                                       _mtime(folder / MANIFEST), str(exc)))
     return sorted(rows, key=lambda r: r.updated, reverse=True)
+
+
+def _summary(session: Session) -> SessionSummary:
+    data = session.manifest
+
+    def text(key: str) -> str:
+        value = data.get(key)
+        return shorten(value, 60) if isinstance(value, str) else "?"
+
+    def count(key: str) -> int | None:
+        value = data.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+    updated = data.get("updated")
+    if isinstance(updated, bool) or not isinstance(updated, (int, float)) or not math.isfinite(updated):
+        updated = _mtime(session.path / MANIFEST)
+    state = text("state")
+    if state == "running" and not session.in_use():
+        state = "stopped"  # its process died without saying so (kill -9, power cut)
+    return SessionSummary(session.path, text("model_identifier"), text("exp_identifier"),
+                          text("model_id"), count("frames_done") or 0, count("frames_planned"),
+                          state, float(updated))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def export_session(path: Path, gif: bool, mp4: bool, fps: float | None = None) -> list[Path]:
     """Write the session's GIFs/MP4s again from its saved frames."""
-    session = Session.open(path)
-    media = session.manifest.get("media", [])
-    if not media:
-        raise BadInput(f"{path}: this session has no GIF or video to export")
-    fps = fps or 1000 / session.config().gif_frame_dur
-    written: list[Path] = []
-    for entry in media:
-        request = Media(**entry)
-        missing = [n for n in request.frames if not session.image_path(n).is_file()]
-        if missing:
-            raise BadInput(f"{path}: frame {missing[0]} is missing; resume the session first")
-        if request.grid or gif or (mp4 and request.video):
-            written += write_media(session, request, gif=gif, video=mp4 and request.video, fps=fps)
-    return written
+    if fps is not None and not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise BadInput(f"--fps: must be above 0 and at most {MAX_FPS} (got {fps:g})")
+    session = Session.open(path).claim()
+    try:
+        media = media_entries(session)
+        if not media:
+            raise BadInput(f"{path}: this session has no GIF or video to export")
+        fps = fps or 1000 / session.config().gif_frame_dur
+        written: list[Path] = []
+        for request in media:
+            missing = [n for n in request.frames if not session.image_path(n).is_file()]
+            if missing:
+                raise BadInput(f"{path}: frame {missing[0]} is missing; resume the session first")
+            if request.grid or gif or (mp4 and request.video):
+                written += write_media(session, request, gif=gif, video=mp4 and request.video,
+                                       fps=fps)
+        return written
+    finally:
+        session.release()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 from pathlib import Path
@@ -17,45 +18,69 @@ from .progress import EXIT_BAD_INPUT, EXIT_DONE, EXIT_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
-        prog="lse", description="Explore the latent space of Stable Diffusion 2.x.")
+        prog="lse", description="Explore the latent space of Stable Diffusion 2.x.",
+        epilog="Run `lse COMMAND --help` for a command's options. Exit codes: 0 done, "
+               "1 failed while running, 2 bad input, 130 interrupted (the session is kept).")
+    parser.add_argument("--version", action="version", version=f"lse {__version__}")
     # `lse --model tiny` opens the TUI like `lse tui --model tiny`.
     _tui_options(parser, argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    tui = sub.add_parser("tui", help="open the terminal UI (the default)")
+    tui = sub.add_parser("tui", help="open the terminal UI (the default)",
+                         description="Open the full-screen terminal UI.")
     _tui_options(tui, argparse.SUPPRESS)
 
-    run = sub.add_parser("run", help="run a YAML config headless")
-    run.add_argument("config", help="YAML experiment config")
-    run.add_argument("--model", help="override model_id (e.g. tiny)")
+    run = sub.add_parser("run", help="run a YAML config headless",
+                         description="Run one experiment from a YAML config (the original "
+                                     "tool's configs run unchanged) into a new session.")
+    run.add_argument("config", help="the YAML experiment config")
+    run.add_argument("--model", help="use this model_id: a hub id, a local diffusers folder, "
+                                     "or tiny (built in, no download)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
                      help="override a config key; the value is parsed as YAML (repeatable)")
-    run.add_argument("--out", help="override output_path (where sessions are written)")
+    run.add_argument("--out", metavar="DIR",
+                     help="write the session under DIR (overrides output_path)")
     _device_options(run)
     _choice_options(run)
 
-    resume = sub.add_parser("resume", help="continue an interrupted session")
-    resume.add_argument("session", help="session folder")
+    resume = sub.add_parser("resume", help="continue a stopped session (or a finished "
+                                           "diffevolution)",
+                            description="Continue a session from its saved frames; the result "
+                                        "equals an uninterrupted run.")
+    resume.add_argument("session", help="the session folder")
     _device_options(resume)
     _choice_options(resume)
 
-    sessions = sub.add_parser("sessions", help="list sessions with status and frame counts")
-    sessions.add_argument("dir", nargs="?", default="sessions", help="folder holding sessions")
+    sessions = sub.add_parser("sessions", help="list sessions with state and frame counts",
+                              description="List the sessions in a folder, newest first.")
+    sessions.add_argument("dir", nargs="?", default="sessions",
+                          help="the folder holding sessions (default: ./sessions)")
+    sessions.add_argument("--json", action="store_true",
+                          help="print the list as JSON (one object per session)")
 
-    export = sub.add_parser("export", help="write a session's GIF/MP4 again from its frames")
-    export.add_argument("session")
-    export.add_argument("--gif", action="store_true")
-    export.add_argument("--mp4", action="store_true")
-    export.add_argument("--fps", type=float)
+    export = sub.add_parser("export", help="write a session's GIF/MP4 again from its frames",
+                            description="Write a session's GIFs and videos again from its "
+                                        "saved frames (both when neither --gif nor --mp4 is "
+                                        "given).")
+    export.add_argument("session", help="the session folder")
+    export.add_argument("--gif", action="store_true", help="write the GIFs")
+    export.add_argument("--mp4", action="store_true", help="write the MP4 videos")
+    export.add_argument("--fps", type=float,
+                        help="frames per second (default: from the config's gif_frame_dur)")
 
-    bench = sub.add_parser("bench", help="time naive per-frame pipeline calls against the engine")
+    bench = sub.add_parser("bench", help="time naive per-frame pipeline calls against the engine",
+                           description="Render the same frames the naive way (one diffusers "
+                                       "pipeline call per frame) and through lse's engine, "
+                                       "and print the ratio.")
     bench.add_argument("--model", default="tiny",
                        help="tiny, a model id/folder, or sd2-architecture (random SD 2.x weights)")
-    bench.add_argument("--frames", type=int, default=32)
+    bench.add_argument("--frames", type=int, default=32, help="frames to render each way")
     bench.add_argument("--size", type=int, default=64, help="height and width in pixels")
-    bench.add_argument("--steps", type=int, default=4)
-    bench.add_argument("--batch-size", type=int, default=8)
+    bench.add_argument("--steps", type=int, default=4, help="denoising steps per frame")
+    bench.add_argument("--batch-size", type=int, default=8, help="the engine's batch size")
     bench.add_argument("--compile", action="store_true", help="torch.compile the UNet")
     bench.add_argument("--json", default="bench-results/bench.json", help="where to write results")
     _device_options(bench)
@@ -80,7 +105,7 @@ def _choice_options(parser: argparse.ArgumentParser) -> None:
                        help="diffevolution: let lse pick genes for N generations, then finish")
     group.add_argument("--actions", metavar="FILE",
                        help="diffevolution: answers, one line per generation, in the console "
-                            "syntax gene;auto;prompt (finishes when they run out)")
+                            "syntax gene;auto;prompt (finishes after the last one)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,23 +146,32 @@ def _tui(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .run import ExperimentRun, RunOptions
+    from .preflight import check_device_name, preflight
 
     overrides = list(args.overrides)
     if args.out:
         overrides.append(f"output_path={args.out}")
     cfg = load_config(args.config, overrides, model=args.model)
+    if args.device:
+        check_device_name(args.device)
+    # Everything that needs no model is checked before torch is imported (seconds).
+    preflight(cfg)
     answers = _answers(args, cfg)
-    run = ExperimentRun(cfg, RunOptions(device=args.device, dtype=args.dtype))
-    return _drive(run, answers)
+    from .run import ExperimentRun, RunOptions
+
+    return _drive(ExperimentRun(cfg, RunOptions(device=args.device, dtype=args.dtype)), answers)
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from .run import ExperimentRun, RunOptions
+    from .preflight import check_device_name
     from .session import Session
 
+    if args.device:
+        check_device_name(args.device)
     session = Session.open(args.session)  # a clear error before any model loads
     answers = _answers(args, session.config())
+    from .run import ExperimentRun, RunOptions
+
     run = ExperimentRun(resume=args.session, options=RunOptions(device=args.device, dtype=args.dtype))
     return _drive(run, answers)
 
@@ -197,18 +231,50 @@ async def _unless_stopped(waiting, stopping: asyncio.Event):
 
 def _sessions(args: argparse.Namespace) -> int:
     from .catalog import list_sessions
+
+    rows = list_sessions(Path(args.dir))
+    if args.json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+    elif not rows:
+        print(f"no sessions in {args.dir}")
+    elif sys.stdout.isatty():
+        _session_table(rows)
+    else:
+        # One line per session, never folded: for grep, awk and scripts.
+        for row in rows:
+            print("\t".join([_when(row.updated), row.state, _frames(row),
+                             f"{row.kind} {row.experiment}", row.model, str(row.path),
+                             *([row.problem] if row.problem else [])]))
+    return EXIT_DONE
+
+
+def _session_table(rows) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    rows = list_sessions(Path(args.dir))
-    table = Table("experiment", "model", "frames", "state")
-    table.add_column("session", overflow="fold")  # the full name is what `lse resume` needs
+    table = Table("updated", "experiment", "model", "frames", "state")
+    table.add_column("session", overflow="fold")  # the full path is what `lse resume` needs
+    problems = []
     for row in rows:
-        planned = "?" if row.frames_planned is None else str(row.frames_planned)
-        table.add_row(f"{row.kind} {row.experiment}", row.model,
-                      f"{row.frames_done}/{planned}", row.state, str(row.path))
-    Console().print(table if rows else f"no sessions in {args.dir}")
-    return EXIT_DONE
+        table.add_row(_when(row.updated), f"{row.kind} {row.experiment}", row.model,
+                      _frames(row), row.state, str(row.path))
+        if row.problem:
+            problems.append(f"unreadable: {row.problem}")
+    console = Console()
+    console.print(table)
+    for line in problems:
+        console.print(line, style="red", overflow="fold")
+
+
+def _when(timestamp: float) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+def _frames(row) -> str:
+    planned = "?" if row.frames_planned is None else str(row.frames_planned)
+    return f"{row.frames_done}/{planned}"
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -5,12 +5,20 @@ from __future__ import annotations
 import difflib
 import random
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from .errors import BadInput
+from .errors import BadInput, clip, shorten
 
 ModelKind = Literal["txt2img", "img2img", "inpaint"]
 ExperimentName = Literal[
@@ -27,6 +35,34 @@ EXPERIMENTS: tuple[str, ...] = ExperimentName.__args__  # type: ignore[attr-defi
 MODEL_KINDS: tuple[str, ...] = ModelKind.__args__  # type: ignore[attr-defined]
 
 EMBEDDING_SUFFIXES = (".safetensors", ".pt")
+
+SCHEDULERS = (
+    "DPMSolverMultistepScheduler",
+    "EulerDiscreteScheduler",
+    "EulerAncestralDiscreteScheduler",
+    "DDIMScheduler",
+    "DDPMScheduler",
+    "HeunDiscreteScheduler",
+    "DEISMultistepScheduler",
+    "LMSDiscreteScheduler",
+    "KDPM2DiscreteScheduler",
+    "KDPM2AncestralDiscreteScheduler",
+    "DPMSolverSinglestepScheduler",
+    "PNDMScheduler",
+    "UniPCMultistepScheduler",
+)
+
+# Limits on what a config may ask for: past them a run is a mistake (or an attack)
+# that would only end in an out-of-memory error minutes later.
+MAX_STEPS = 1000
+MAX_SIDE = 4096
+MAX_SEED = 2**63 - 1  # derived seeds (seed + frame index) must stay below 2**64
+MAX_IMAGES = 64
+MAX_BATCH = 256
+MAX_FRAMES = 100_000  # walk steps, in-between frames, frames per prompt or camera action
+MAX_TEXT = 10_000  # characters of one prompt or path
+MAX_CONFIG_BYTES = 1_000_000
+
 DEFAULT_MODEL_IDS = {
     "txt2img": "stabilityai/stable-diffusion-2-1",
     "img2img": "stabilityai/stable-diffusion-2-1",
@@ -34,75 +70,103 @@ DEFAULT_MODEL_IDS = {
 }
 
 
-class ExperimentConfig(BaseModel):
-    """Every key the original Stable-Diffusion-Latent-Space-Explorer accepted, plus lse's own."""
+def resolve_scheduler_name(name: str) -> str:
+    """Accept ``Euler``, ``EulerDiscrete`` or the full class name."""
+    for full in SCHEDULERS:
+        short = full.removesuffix("Scheduler")
+        if name in (full, short, short.removesuffix("Discrete")):
+            return full
+    raise BadInput(f"key 'scheduler': unknown scheduler {clip(name)} "
+                   f"(valid: {', '.join(SCHEDULERS)})")
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+def _not_a_bool(value: Any) -> Any:
+    # YAML reads `true` as a boolean, and pydantic would take it as the number 1.
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true/false")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_not_a_bool)]
+Whole = Annotated[int, BeforeValidator(_not_a_bool)]
+Seed = Annotated[Whole, Field(ge=0, le=MAX_SEED)]
+FrameCount = Annotated[Whole, Field(ge=1, le=MAX_FRAMES)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+
+
+class ExperimentConfig(BaseModel):
+    """Every key the original Stable-Diffusion-Latent-Space-Explorer accepted, plus lse's own.
+
+    Every number is finite and bounded (see the MAX_ constants)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     model_identifier: ModelKind
     exp_identifier: ExperimentName
     # model
-    model_id: str | None = None
-    scheduler: str = "DPMSolverMultistepScheduler"
+    model_id: Text | None = None
+    scheduler: Text = "DPMSolverMultistepScheduler"
     att_slicing: bool = False
     vae_slicing: bool = False
     vae_tiling: bool = False
     enable_xformers: bool = False
     compile: bool = False
-    gpu_id: int = Field(0, ge=0)
-    diffusion_steps: int = Field(25, ge=1)
-    guidance_scale: float = Field(7.5, ge=0)
-    batch_size: int | None = Field(None, ge=1)
+    gpu_id: Whole = Field(0, ge=0, le=63)
+    diffusion_steps: Whole = Field(25, ge=1, le=MAX_STEPS)
+    guidance_scale: Number = Field(7.5, ge=0, le=100)
+    batch_size: Whole | None = Field(None, ge=1, le=MAX_BATCH)
     # experiment
-    output_path: str = "./sessions"
-    gif_frame_dur: int = Field(100, ge=1)
+    output_path: Text = "./sessions"
+    gif_frame_dur: Whole = Field(100, ge=1, le=60_000)
     # prompt
-    prompt: str | None = None
-    load_prompt_embeds: str | None = None
+    prompt: Text | None = None
+    load_prompt_embeds: Text | None = None
     # noise
-    rand_seed: int | None = Field(None, ge=0)
-    height: int | None = Field(None, gt=0)
-    width: int | None = Field(None, gt=0)
-    images_per_prompt: int = Field(1, ge=1)
-    load_latent_noise: str | None = None
+    rand_seed: Whole | None = Field(None, ge=0, le=MAX_SEED)
+    height: Whole | None = Field(None, ge=8, le=MAX_SIDE)
+    width: Whole | None = Field(None, ge=8, le=MAX_SIDE)
+    images_per_prompt: Whole = Field(1, ge=1, le=MAX_IMAGES)
+    load_latent_noise: Text | None = None
     # image conditioning
-    image: str | None = None
-    mask: str | None = None
-    strength: float = Field(0.8, gt=0, le=1)
+    image: Text | None = None
+    mask: Text | None = None
+    strength: Number = Field(0.8, gt=0, le=1)
     # random walk
     prompt_rand_walk: bool = False
     noise_rand_walk: bool = False
-    walk_steps: int = Field(10, ge=1)
-    step_size: float = Field(0.02, gt=0)
-    walk_directions: int = Field(1, ge=1)
+    walk_steps: Whole = Field(10, ge=1, le=MAX_FRAMES)
+    step_size: Number = Field(0.02, gt=0, le=100)
+    walk_directions: Whole = Field(1, ge=1, le=1000)
     # interpolation
-    interpolation_steps: int = Field(5, ge=0)
+    interpolation_steps: Whole = Field(5, ge=0, le=MAX_FRAMES)
     interpolation_method: Literal["slerp", "lerp"] = "slerp"
-    inter_prompts: list[str] | None = None
-    inter_noises: list[int | str] | None = None
+    inter_prompts: list[Text] | None = None
+    inter_noises: list[Seed | Text] | None = None
     # diffevolution
-    genes_per_generation: int = Field(4, ge=1, le=16)
+    genes_per_generation: Whole = Field(4, ge=1, le=16)
     # outpaint walk
-    translation_factor: float = Field(0.25, gt=0, lt=1)
-    num_filler_frames: int = Field(8, ge=1)
-    prompts: list[str] | None = None
-    frames_per_prompt: list[int] | None = None
+    translation_factor: Number = Field(0.25, gt=0, lt=1)
+    num_filler_frames: Whole = Field(8, ge=1, le=1000)
+    prompts: list[Text] | None = None
+    frames_per_prompt: list[FrameCount] | None = None
     camera_actions: list[CameraAction] | None = None
-    frames_per_cam_action: list[int] | None = None
-    seed_per_frame: list[int] | None = None
+    frames_per_cam_action: list[FrameCount] | None = None
+    seed_per_frame: list[Seed] | None = None
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, value: str) -> str:
+        try:
+            return resolve_scheduler_name(value)
+        except BadInput:
+            raise ValueError("unknown scheduler (valid: "
+                             f"{', '.join(s.removesuffix('Scheduler') for s in SCHEDULERS)})") from None
 
     @field_validator("height", "width")
     @classmethod
     def _multiple_of_8(cls, value: int | None) -> int | None:
         if value is not None and value % 8:
-            raise ValueError(f"must be a multiple of 8 (got {value})")
-        return value
-
-    @field_validator("frames_per_prompt", "frames_per_cam_action")
-    @classmethod
-    def _positive_counts(cls, value: list[int] | None) -> list[int] | None:
-        if value is not None and any(v < 1 for v in value):
-            raise ValueError("every count must be ≥ 1")
+            raise ValueError("must be a multiple of 8")
         return value
 
     @model_validator(mode="after")
@@ -125,6 +189,19 @@ class ExperimentConfig(BaseModel):
         return self
 
 
+# Keys of the original tool that an experiment does not read.
+IGNORED_KEYS: dict[str, tuple[str, ...]] = {
+    "interpolation": ("prompt", "load_prompt_embeds", "load_latent_noise", "images_per_prompt"),
+    "diffevolution": ("images_per_prompt",),
+    "outpaint-walk": ("prompt", "load_prompt_embeds", "load_latent_noise", "images_per_prompt",
+                      "mask"),
+}
+
+
+def ignored_keys(experiment: str) -> tuple[str, ...]:
+    return IGNORED_KEYS.get(experiment, ())
+
+
 def img2img_steps(steps: int, strength: float) -> int:
     """Steps img2img runs: the last ``int(steps * strength)``, counted as diffusers' img2img
     pipeline (and the original tool) count them, so 25 × 0.3 runs 7 and 2 × 0.8 runs 1."""
@@ -141,6 +218,9 @@ def _require(cfg: ExperimentConfig, *keys: str) -> None:
 
 
 def _check_experiment_keys(cfg: ExperimentConfig) -> None:
+    if cfg.exp_identifier == "diffevolution" and cfg.step_size > 1:
+        raise ValueError(f"key 'step_size': diffevolution moves each gene this fraction of the "
+                         f"way to its new noise, from 0 to 1 (got {cfg.step_size})")
     if cfg.exp_identifier == "random-walk" and not (cfg.prompt_rand_walk or cfg.noise_rand_walk):
         raise ValueError("random-walk needs prompt_rand_walk or noise_rand_walk (or both) set "
                          "to true")
@@ -168,36 +248,59 @@ def _check_experiment_keys(cfg: ExperimentConfig) -> None:
 KNOWN_KEYS = tuple(ExperimentConfig.model_fields)
 
 
-def _none_strings(data: dict[str, Any]) -> dict[str, Any]:
+def _none_strings(data: dict[Any, Any]) -> dict[Any, Any]:
     # The original tool wrote the string "None" for an unset value.
     return {k: (None if v == "None" else v) for k, v in data.items()}
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: nested aliases expand exponentially (a few
+    hundred bytes can ask for gigabytes), and no config needs them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}" if mark else ""
+    # Not every YAML error has a `problem` (a ReaderError for a control character has not).
+    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    return f"{where}: {shorten(problem)}"
 
 
 def parse_override(text: str) -> tuple[str, Any]:
     """``KEY=VALUE`` with the value parsed as YAML."""
     if "=" not in text:
-        raise BadInput(f"--set {text}: expected KEY=VALUE")
+        raise BadInput(f"--set {shorten(text)}: expected KEY=VALUE")
     key, raw = text.split("=", 1)
     try:
-        return key.strip(), yaml.safe_load(raw)
+        return key.strip(), _load_yaml(raw)
     except yaml.YAMLError as exc:
-        raise BadInput(f"--set {key}: value is not valid YAML ({exc.problem})") from None
+        raise BadInput(f"--set {shorten(key)}: value is not valid YAML{_yaml_problem(exc)}") from None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise BadInput(f"{path}: a config larger than {MAX_CONFIG_BYTES // 1000} kB is "
+                           "not a config")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BadInput(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: cannot read config ({exc.__class__.__name__})") from None
     try:
-        data = yaml.safe_load(text)
+        data = _load_yaml(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise BadInput(f"{path}: YAML syntax error{where}: {problem}") from None
+        raise BadInput(f"{path}: YAML syntax error{_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise BadInput(f"{path}: expected a mapping of config keys")
     return data
@@ -210,7 +313,7 @@ def build_config(data: dict[str, Any], source: str = "config") -> ExperimentConf
         if key not in KNOWN_KEYS:
             close = difflib.get_close_matches(str(key), KNOWN_KEYS, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise BadInput(f"{source}: unknown key '{key}'{hint}")
+            raise BadInput(f"{source}: unknown key {clip(key)}{hint}")
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
@@ -219,13 +322,15 @@ def build_config(data: dict[str, Any], source: str = "config") -> ExperimentConf
 
 def _describe(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
+    # Union members and validator wrappers add entries to the location; only the keys
+    # and list positions name something the user wrote.
+    loc = ".".join(str(p) for p in err["loc"] if isinstance(p, int) or p in KNOWN_KEYS)
     msg = err["msg"].removeprefix("Value error, ")
     if not loc:
         return msg
     if err["type"] == "missing":
         return f"key '{loc}' is required"
-    return f"key '{loc}': {msg} (got {err.get('input')!r})"
+    return f"key '{loc}': {msg} (got {clip(err.get('input'))})"
 
 
 def load_config(

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import errno
-import os
 import pickle
 import zipfile
 from pathlib import Path
 
 import torch
 
-from .errors import BadInput
+from .config import MAX_SIDE
+from .errors import BadInput, shorten
+from .files import publish
 
 EMBEDDING_KEYS = ("prompt_embed", "latent_noise", "image_embed")
 
@@ -70,17 +71,17 @@ def save_embedding(path: Path, prompt_embed: torch.Tensor, latent_noise: torch.T
     }
     from safetensors import SafetensorError
 
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        save_file(tensors, str(tmp))
-    except SafetensorError as exc:
-        tmp.unlink(missing_ok=True)
-        # safetensors reports I/O failures as its own error; a full disk must stay an
-        # OSError so the run stops cleanly and can be resumed.
-        if "os error 28" in str(exc):
-            raise OSError(errno.ENOSPC, f"no space left on device writing {path}") from None
-        raise
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        try:
+            save_file(tensors, str(tmp))
+        except SafetensorError as exc:
+            # safetensors reports I/O failures as its own error; a full disk must stay an
+            # OSError so the run stops cleanly and can be resumed.
+            if "os error 28" in str(exc):
+                raise OSError(errno.ENOSPC, f"no space left on device writing {path}") from None
+            raise
+
+    publish(path, write)
 
 
 def load_embedding(path: str | Path, needs: tuple[str, ...] = EMBEDDING_KEYS,
@@ -94,7 +95,7 @@ def load_embedding(path: str | Path, needs: tuple[str, ...] = EMBEDDING_KEYS,
     path = Path(path)
     if not path.is_file():
         where = f"key '{key}': " if key else ""
-        raise BadInput(f"{where}{path}: embedding file not found")
+        raise BadInput(f"{where}{shorten(str(path))}: embedding file not found")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -107,9 +108,10 @@ def load_embedding(path: str | Path, needs: tuple[str, ...] = EMBEDDING_KEYS,
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         if "weights only" in reason.lower() or "unsupported global" in reason.lower():
             reason = "it holds objects other than tensors"
-        raise BadInput(f"{path}: not a readable embedding file ({reason[:160]})") from None
+        raise BadInput(f"{shorten(str(path))}: not a readable embedding file "
+                       f"({shorten(reason, 160)})") from None
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise BadInput(f"{path}: an embedding file must hold a mapping of tensors")
+        raise BadInput(f"{shorten(str(path))}: an embedding file must hold a mapping of tensors")
     require_tensors(path, data, needs)
     return {k: v.float() for k, v in data.items() if k in EMBEDDING_KEYS}
 
@@ -117,18 +119,29 @@ def load_embedding(path: str | Path, needs: tuple[str, ...] = EMBEDDING_KEYS,
 def require_tensors(path: str | Path, data: dict[str, torch.Tensor], needs: tuple[str, ...]) -> None:
     missing = [k for k in needs if k not in data]
     if missing:
-        raise BadInput(f"{path}: missing tensor {', '.join(missing)} "
+        raise BadInput(f"{shorten(str(path))}: missing tensor {', '.join(missing)} "
                        f"(has {', '.join(sorted(data)) or 'nothing'})")
 
 
 def check_prompt_embed(path: str | Path, embed: torch.Tensor, width: int, tokens: int = 77) -> None:
     expected = (2, tokens, width)
     if tuple(embed.shape) != expected:
-        raise BadInput(f"{path}: tensor prompt_embed has shape {tuple(embed.shape)}, "
-                       f"the model needs {expected}")
+        raise BadInput(f"{shorten(str(path))}: tensor prompt_embed has shape "
+                       f"{tuple(embed.shape)}, the model needs {expected}")
+    check_values(path, "prompt_embed", embed)
 
 
-def check_latent_noise(path: str | Path, noise: torch.Tensor, channels: int) -> None:
-    if noise.ndim != 4 or noise.shape[0] != 1 or noise.shape[1] != channels:
-        raise BadInput(f"{path}: tensor latent_noise has shape {tuple(noise.shape)}, "
-                       f"the model needs (1, {channels}, H/8, W/8)")
+def check_latent_noise(path: str | Path, noise: torch.Tensor, channels: int,
+                       max_side: int = MAX_SIDE // 8) -> None:
+    shape = tuple(noise.shape)
+    if (noise.ndim != 4 or shape[0] != 1 or shape[1] != channels
+            or not 1 <= min(shape[2:]) <= max(shape[2:]) <= max_side):
+        raise BadInput(f"{shorten(str(path))}: tensor latent_noise has shape {shape}, the model "
+                       f"needs (1, {channels}, H/8, W/8) with sides from 1 to {max_side}")
+    check_values(path, "latent_noise", noise)
+
+
+def check_values(path: str | Path, name: str, tensor: torch.Tensor) -> None:
+    """NaN or infinite values render garbage without any error: refuse them."""
+    if not torch.isfinite(tensor).all():
+        raise BadInput(f"{shorten(str(path))}: tensor {name} holds NaN or infinite values")

@@ -3,34 +3,66 @@
 from __future__ import annotations
 
 import math
-import os
+import re
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
+from .errors import BadInput, shorten
+from .files import publish
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.stem}.tmp{path.suffix}")
+# A frame or media name is one plain file name inside the session's folders.
+_NAME = re.compile(r"\w[\w.,+-]*")
+
+
+@dataclass
+class Media:
+    """A GIF (and MP4 when ``video``) from saved frames, or a grid PNG when ``grid``."""
+
+    name: str
+    frames: list[str]
+    video: bool = False
+    grid: bool = False
+
+
+def media_entries(session: Any) -> list[Media]:
+    """The media a session's manifest lists, refusing any entry that is malformed or
+    names a file outside the session (the manifest is a file anyone can edit)."""
+    entries = session.manifest.get("media", [])
+    where = f"{session.path}/session.json"
+    if not isinstance(entries, list):
+        raise BadInput(f"{where}: 'media' must be a list")
+    result = []
+    for index, entry in enumerate(entries):
+        known = {f.name for f in fields(Media)}
+        if not isinstance(entry, dict) or set(entry) - known or not {"name", "frames"} <= set(entry):
+            raise BadInput(f"{where}: media entry {index} must have the keys name, frames "
+                           "(and optionally video, grid)")
+        frames = entry["frames"]
+        names = [entry["name"], *frames] if isinstance(frames, list) else [frames]
+        for name in names:
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                raise BadInput(f"{where}: media entry {index}: {shorten(repr(name))} is not "
+                               "a plain file name")
+        if not all(isinstance(entry.get(k, False), bool) for k in ("video", "grid")):
+            raise BadInput(f"{where}: media entry {index}: video and grid must be true or false")
+        result.append(Media(**entry))
+    return result
 
 
 def save_png(image: Image.Image, path: Path) -> None:
-    tmp = _tmp(path)
-    try:
-        image.save(tmp, format="PNG")
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
+    publish(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 def write_gif(frames: list[Image.Image], path: Path, frame_ms: int) -> Path:
     import imageio.v3 as iio
     import numpy as np
 
-    tmp = _tmp(path)
-    iio.imwrite(tmp, np.stack([np.asarray(f.convert("RGB")) for f in frames]),
-                extension=".gif", duration=frame_ms, loop=0)
-    os.replace(tmp, path)
+    stacked = np.stack([np.asarray(f.convert("RGB")) for f in frames])
+    publish(path, lambda tmp: iio.imwrite(tmp, stacked, extension=".gif", duration=frame_ms,
+                                          loop=0))
     return path
 
 
@@ -39,16 +71,17 @@ def write_mp4(frames: list[Image.Image], path: Path, fps: float) -> Path:
     import imageio.v2 as iio2
     import numpy as np
 
-    tmp = _tmp(path)
-    writer = iio2.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264",
-                             pixelformat="yuv420p", macro_block_size=8,
-                             ffmpeg_log_level="error")
-    try:
-        for frame in frames:
-            writer.append_data(np.asarray(frame.convert("RGB")))
-    finally:
-        writer.close()
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        writer = iio2.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264",
+                                 pixelformat="yuv420p", macro_block_size=8,
+                                 ffmpeg_log_level="error")
+        try:
+            for frame in frames:
+                writer.append_data(np.asarray(frame.convert("RGB")))
+        finally:
+            writer.close()
+
+    publish(path, write)
     return path
 
 

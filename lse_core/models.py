@@ -10,26 +10,11 @@ from typing import Any
 
 import torch
 
-from .errors import BadInput
+from .config import SCHEDULERS, resolve_scheduler_name  # noqa: F401 - re-exported
+from .errors import BadInput, shorten
+from .preflight import check_device_name, check_model_id
 
 log = logging.getLogger(__name__)
-
-SCHEDULERS = (
-    "DPMSolverMultistepScheduler",
-    "EulerDiscreteScheduler",
-    "EulerAncestralDiscreteScheduler",
-    "DDIMScheduler",
-    "DDPMScheduler",
-    "HeunDiscreteScheduler",
-    "DEISMultistepScheduler",
-    "LMSDiscreteScheduler",
-    "KDPM2DiscreteScheduler",
-    "KDPM2AncestralDiscreteScheduler",
-    "DPMSolverSinglestepScheduler",
-    "PNDMScheduler",
-    "UniPCMultistepScheduler",
-)
-
 
 @dataclass
 class LoadedModel:
@@ -66,15 +51,6 @@ class LoadedModel:
         return self.vae.config.latent_channels
 
 
-def resolve_scheduler_name(name: str) -> str:
-    """Accept ``Euler``, ``EulerDiscrete`` or the full class name."""
-    for full in SCHEDULERS:
-        short = full.removesuffix("Scheduler")
-        if name in (full, short, short.removesuffix("Discrete")):
-            return full
-    raise BadInput(f"key 'scheduler': unknown scheduler '{name}' (valid: {', '.join(SCHEDULERS)})")
-
-
 def make_scheduler(model: LoadedModel, name: str) -> Any:
     import diffusers
 
@@ -91,43 +67,53 @@ def make_scheduler(model: LoadedModel, name: str) -> Any:
 
 def pick_device(device: str | None, gpu_id: int = 0) -> torch.device:
     if device:
-        try:
-            chosen = torch.device(device)
-        except RuntimeError:
-            raise BadInput(f"--device: unknown device '{device}'") from None
-        if chosen.type == "cuda" and not torch.cuda.is_available():
-            raise BadInput(f"--device: '{device}' asked for but CUDA is not available")
+        check_device_name(device)
+        chosen = torch.device(device)
+        if chosen.type == "cuda":
+            if not torch.cuda.is_available():
+                raise BadInput(f"--device: '{device}' asked for but CUDA is not available")
+            if (chosen.index or 0) >= torch.cuda.device_count():
+                raise BadInput(f"--device: '{device}' asked for but this machine has "
+                               f"{torch.cuda.device_count()} CUDA device(s)")
+        if chosen.type == "mps" and not torch.backends.mps.is_available():
+            raise BadInput("--device: 'mps' asked for but Metal is not available")
         return chosen
     if torch.cuda.is_available():
         return torch.device(f"cuda:{gpu_id}")
     return torch.device("cpu")
 
 
+DTYPES = {"fp16": torch.float16, "float16": torch.float16, "fp32": torch.float32,
+          "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+
+
 def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
-    names = {"fp16": torch.float16, "float16": torch.float16, "fp32": torch.float32,
-             "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
     if dtype:
-        if dtype not in names:
-            raise BadInput(f"--dtype: unknown dtype '{dtype}' (valid: fp16, bf16, fp32)")
-        return names[dtype]
+        if dtype not in DTYPES:
+            raise BadInput(f"--dtype: unknown dtype {shorten(repr(dtype))} (valid: fp16, bf16, fp32)")
+        return DTYPES[dtype]
     return torch.float16 if device.type == "cuda" else torch.float32
 
 
 def _locate(model_id: str, inpaint: bool) -> str:
+    check_model_id(model_id)
     if model_id == "tiny":
         from .tiny import tiny_path
 
         return str(tiny_path(inpaint))
-    path = Path(model_id).expanduser()
-    if path.exists():
-        if not (path / "model_index.json").is_file():
-            raise BadInput(f"key 'model_id': {model_id} is not a diffusers model folder "
-                           "(no model_index.json)")
-        return str(path)
-    looks_like_path = model_id.startswith((".", "/", "~")) or model_id.count("/") != 1
-    if looks_like_path:
-        raise BadInput(f"key 'model_id': model folder {model_id} does not exist")
     return model_id
+
+
+def _load_failure(model_id: str, source: str, exc: Exception) -> str:
+    # diffusers' messages can run to paragraphs and point at a stack trace lse does not show.
+    text = " ".join(str(exc).split()) or exc.__class__.__name__
+    sentences = [s for s in text.split(". ") if "stacktrace" not in s and "stack trace" not in s]
+    first = shorten(". ".join(sentences).rstrip(". "), 160)
+    if Path(source).is_dir():
+        return f"key 'model_id': cannot load the model folder {shorten(model_id)} ({first})"
+    return (f"key 'model_id': cannot load {shorten(model_id)} from the Hugging Face hub ({first}); "
+            "check the id, the network and `hf auth login`, or give a downloaded diffusers "
+            "folder (`--model tiny` needs no download)")
 
 
 _CACHE: dict[tuple[str, bool, str, torch.dtype], LoadedModel] = {}
@@ -144,9 +130,8 @@ def load_model(model_id: str, inpaint: bool, device: torch.device, dtype: torch.
 
     try:
         pipe = DiffusionPipeline.from_pretrained(source, dtype=dtype)
-    except (OSError, ValueError, EnvironmentError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise BadInput(f"key 'model_id': cannot load model '{model_id}': {first}") from None
+    except (OSError, ValueError) as exc:
+        raise BadInput(_load_failure(model_id, source, exc)) from None
     missing = [c for c in ("tokenizer", "text_encoder", "unet", "vae") if getattr(pipe, c, None) is None]
     if missing:
         raise BadInput(f"key 'model_id': '{model_id}' is not a Stable Diffusion model "

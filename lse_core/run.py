@@ -19,7 +19,7 @@ from typing import Any, AsyncIterator, Callable
 import torch
 
 from . import __version__
-from .config import ExperimentConfig, with_defaults
+from .config import ExperimentConfig, ignored_keys, with_defaults
 from .engine import Engine, RenderedFrame, RenderSettings, steps_run
 from .errors import BadInput, Cancelled
 from .events import (
@@ -39,16 +39,17 @@ from .events import (
 )
 from .experiments import EXPERIMENTS
 from .experiments.base import AskChoice, Copy, FrameJob, Media, Record, Render, SaveImages
-from .media import save_png, write_media
+from .media import media_entries, write_media
 from .models import (
+    DTYPES,
     LoadedModel,
     apply_memory_options,
     compile_unet,
     load_model,
     pick_device,
     pick_dtype,
-    resolve_scheduler_name,
 )
+from .preflight import DEVICE_PATTERN, preflight
 from .session import Session
 
 CPU_BATCH = 4
@@ -153,6 +154,9 @@ class ExperimentRun:
             self._mark("failed", error=message)
             emit(Failed(message, bad_input=False,
                         session_dir=self.session.path if self.session else None))
+        finally:
+            if self.session is not None:
+                self.session.release()
 
     def _mark(self, state: str, **extra: Any) -> int:
         if self.session is None:
@@ -161,21 +165,24 @@ class ExperimentRun:
             self.session.update(state=state, **extra)
         except OSError:
             pass  # the disk may be full; the frames on disk are still consistent
-        return int(self.session.manifest.get("frames_done", 0))
+        return stored_count(self.session.manifest, "frames_done")
 
     def _run(self, emit: Callable[[Event], None]) -> None:
         manifest: dict[str, Any] = {}
         existing = None
         if self.resume_dir is not None:
-            existing = Session.open(self.resume_dir)
+            # Claimed before anything else: a second writer is turned away at once.
+            existing = Session.open(self.resume_dir).claim()
+            self.session = existing
+            batch_size = existing.batch_size
             cfg = existing.config()
             manifest = existing.manifest
         else:
             cfg = with_defaults(self.cfg)
-        resolve_scheduler_name(cfg.scheduler)
+        preflight(cfg)
 
         device = pick_device(self.options.device or _same_device(manifest), cfg.gpu_id)
-        dtype = pick_dtype(self.options.dtype or manifest.get("dtype_name"), device)
+        dtype = pick_dtype(self.options.dtype or _stored_dtype(manifest), device)
         started = time.perf_counter()
         model = load_model(cfg.model_id, cfg.model_identifier == "inpaint", device, dtype)
         load_s = time.perf_counter() - started
@@ -191,15 +198,17 @@ class ExperimentRun:
                                                      saved=manifest)
         experiment.prepare()
         if existing is None:
-            for key in sorted(set(experiment.ignored_keys) & self.cfg.model_fields_set):
+            for key in sorted(set(ignored_keys(cfg.exp_identifier)) & self.cfg.model_fields_set):
                 emit(Notice(f"key '{key}' is not used by {cfg.exp_identifier}; ignoring it"))
         if self._cancel.is_set():
             raise Cancelled()
 
         if existing is not None:
-            self.session = existing
-            batch_size = int(self.session.manifest["batch_size"])
-            self.session.update(state="running", error=None)
+            removed = existing.verify()
+            if removed:
+                emit(Notice(f"{len(removed)} damaged file(s) will be made again: "
+                            f"{', '.join(removed[:3])}{' …' if len(removed) > 3 else ''}"))
+            existing.update(state="running", error=None)
         else:
             height, width = experiment.inputs.size()
             batch_size = cfg.batch_size or default_batch_size(model, height, width)
@@ -213,7 +222,6 @@ class ExperimentRun:
                 "frames_planned": experiment.frames_planned,
                 "timings": {"load_s": round(load_s, 3), "render_s": 0.0},
             })
-        self.session.update(frames_done=0)
         emit(Started(self.session.path, experiment.frames_planned, 0, batch_size,
                      steps_run(experiment.settings(), cfg.model_identifier == "img2img")))
         driver = _PlanDriver(self.session, engine, batch_size, cfg.gif_frame_dur, emit,
@@ -226,9 +234,22 @@ class ExperimentRun:
 def _same_device(manifest: dict[str, Any]) -> str | None:
     """Resume on the device the session used when it is available, for identical frames."""
     device = manifest.get("device")
-    if device and (not device.startswith("cuda") or torch.cuda.is_available()):
-        return device
-    return None
+    if not isinstance(device, str) or not DEVICE_PATTERN.fullmatch(device):
+        return None
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return None
+    return device
+
+
+def stored_count(manifest: dict[str, Any], key: str) -> int:
+    """A count from a manifest that may have been edited or damaged (0 when unusable)."""
+    value = manifest.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _stored_dtype(manifest: dict[str, Any]) -> str | None:
+    dtype = manifest.get("dtype_name")
+    return dtype if dtype in DTYPES else None
 
 
 def _versions() -> dict[str, str]:
@@ -253,6 +274,9 @@ class _PlanDriver:
         self.cancel = cancel
         self.choices = choices
         self.frames_done = 0
+        # A resume walks the plan from its start; until it passes the frames a stopped
+        # run had finished, the manifest keeps showing that count rather than going back.
+        self.done_before = stored_count(session.manifest, "frames_done")
         self.outputs: list[Path] = []
 
     def drive(self, plan) -> None:
@@ -328,8 +352,11 @@ class _PlanDriver:
                                          job.input.noise, step_embed)
             self.session.write_frame(job.name, frame.image, job.input.prompt_embed,
                                      job.input.noise, frame.image_embed)
-        timings = dict(self.session.manifest.get("timings", {}))
-        timings["render_s"] = round(timings.get("render_s", 0.0) + time.perf_counter() - started, 3)
+        timings = self.session.manifest.get("timings")
+        timings = dict(timings) if isinstance(timings, dict) else {}
+        before = timings.get("render_s")
+        before = before if isinstance(before, (int, float)) else 0.0
+        timings["render_s"] = round(before + time.perf_counter() - started, 3)
         self.session.manifest["timings"] = timings
         self._report(chunk, rendered, from_disk=False)
         return rendered
@@ -339,22 +366,25 @@ class _PlanDriver:
         self.emit(FrameReady(self.frames_done, name, self.session.image_path(name), image, from_disk))
         self.frames_done += 1
 
+    def _save_progress(self) -> None:
+        self.session.update(frames_done=max(self.done_before, self.frames_done))
+
     def _report(self, chunk: list[FrameJob], rendered: list[RenderedFrame], from_disk: bool) -> None:
         for job, frame in zip(chunk, rendered):
             self._announce(job.name, frame.image, from_disk)
-        self.session.update(frames_done=self.frames_done)
+        self._save_progress()
 
     def _save_images(self, request: SaveImages) -> None:
         for name, image in request.images:
-            save_png(image, self.session.image_path(name))
+            self.session.write_image(name, image)
             self._announce(name, image)
-        self.session.update(frames_done=self.frames_done)
+        self._save_progress()
 
     def _copy(self, request: Copy) -> None:
         for source, target in request.pairs:
             self.session.copy_frame(source, target)
             self._announce(target, self.session.read_image(target))
-        self.session.update(frames_done=self.frames_done)
+        self._save_progress()
 
     def _job_on_disk(self, job: FrameJob) -> bool:
         return self.session.has_frame(job.name) and all(self.session.has_frame(n) for n in job.step_names)
@@ -364,9 +394,8 @@ class _PlanDriver:
         return RenderedFrame(image_embed=embed, image=self.session.read_image(job.name))
 
     def _media(self, request: Media) -> None:
-        entry = asdict(request)
-        recorded = [m for m in self.session.manifest.get("media", []) if m["name"] != request.name]
-        self.session.update(media=recorded + [entry])
+        recorded = [m for m in media_entries(self.session) if m.name != request.name]
+        self.session.update(media=[asdict(m) for m in [*recorded, request]])
         paths = write_media(self.session, request, gif=True, video=request.video,
                             fps=1000 / self.frame_ms)
         self.outputs.extend(paths)

@@ -18,7 +18,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Label, Static
 
 from lse_core.events import GenerationReady, WaitingForChoice
-from lse_core.experiments.diffevolution import Choice, parse_choice
+from lse_core.choices import Choice, parse_choice
 
 from .dialogs import ChoiceDialog, TextDialog
 from .preview import image_widget_class, load_frame

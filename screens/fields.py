@@ -11,7 +11,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from annotated_types import Ge, Gt, Le, Lt
@@ -93,6 +93,10 @@ class FieldSpec:
         return str(self.default)
 
 
+# Upper limits this large (a seed's) say nothing a user needs while typing.
+HINTED_LIMIT = 10**9
+
+
 def _constraint_hint(metadata: list[Any]) -> str:
     parts = []
     for item in metadata:
@@ -100,7 +104,7 @@ def _constraint_hint(metadata: list[Any]) -> str:
             parts.append(f"≥ {item.ge}")
         elif isinstance(item, Gt):
             parts.append(f"> {item.gt}")
-        elif isinstance(item, Le):
+        elif isinstance(item, Le) and item.le < HINTED_LIMIT:
             parts.append(f"≤ {item.le}")
         elif isinstance(item, Lt):
             parts.append(f"< {item.lt}")
@@ -108,10 +112,15 @@ def _constraint_hint(metadata: list[Any]) -> str:
 
 
 def _without_none(annotation: Any) -> Any:
+    """The type a key holds, without ``None`` and without its validation metadata."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0] if len(args) == 1 else typing.Union[tuple(args)]
-    return annotation
+        annotation = args[0] if len(args) == 1 else typing.Union[tuple(args)]
+    return _bare(annotation)
+
+
+def _bare(annotation: Any) -> Any:
+    return typing.get_args(annotation)[0] if typing.get_origin(annotation) is Annotated else annotation
 
 
 def spec_for(key: str) -> FieldSpec:
@@ -127,7 +136,7 @@ def spec_for(key: str) -> FieldSpec:
     if typing.get_origin(annotation) is Literal:
         return FieldSpec(key, "choice", default, choices=typing.get_args(annotation))
     if typing.get_origin(annotation) is list:
-        (item,) = typing.get_args(annotation)
+        item = _bare(typing.get_args(annotation)[0])
         choices = typing.get_args(item) if typing.get_origin(item) is Literal else ()
         hint = LIST_HINTS.get(key, "one per line" + (f": {', '.join(choices)}" if choices else ""))
         return FieldSpec(key, "list", default, choices=choices, hint=hint, raw_items=item is str)

@@ -13,7 +13,6 @@ from textual.widgets import Collapsible, Footer, Label, Static
 
 from lse_core.config import ExperimentConfig, build_config, to_yaml
 from lse_core.errors import BadInput
-from lse_core.models import resolve_scheduler_name
 from lse_core.session import atomic_write_text
 
 from .base import LseScreen
@@ -90,7 +89,6 @@ class ExperimentForm(LseScreen[None]):
         self.show_error(None)
         try:
             cfg = build_config(self.collect(), source=SOURCE)
-            resolve_scheduler_name(cfg.scheduler)
         except BadInput as exc:
             self.show_error(str(exc).removeprefix(f"{SOURCE}: "))
             return None

@@ -33,7 +33,7 @@ from lse_core.events import (
     Step,
     WaitingForChoice,
 )
-from lse_core.experiments.diffevolution import Choice
+from lse_core.choices import Choice
 
 from .evolution import EvolutionScreen, describe
 from .preview import FramePreview

@@ -86,7 +86,7 @@ CASES = [
     ("no prompt", {k: v for k, v in BASE.items() if k != "prompt"}, "needs 'prompt' or 'load_prompt_embeds'"),
     ("img2img without image", {**IMG2IMG, "image": None}, "key 'image' is required"),
     ("inpaint without mask", {**INPAINT, "mask": "None"}, "key 'mask' is required"),
-    ("unknown scheduler", {**BASE, "scheduler": "FancyScheduler"}, "unknown scheduler 'FancyScheduler' (valid: DPMSolverMultistepScheduler"),
+    ("unknown scheduler", {**BASE, "scheduler": "FancyScheduler"}, "key 'scheduler': unknown scheduler (valid: DPMSolverMultistep, EulerDiscrete, "),
     ("model folder missing", {**BASE, "model_id": "./weights/nope"}, "key 'model_id': model folder ./weights/nope does not exist"),
     ("not a diffusers folder", {**BASE, "model_id": "{empty_model}"}, "is not a diffusers model folder"),
     ("inpaint on txt2img model", {**INPAINT, "model_id": "{tiny_txt2img}"}, "needs an inpainting model (9-channel UNet)"),

@@ -21,7 +21,7 @@ from textual_image._terminal import CellSize, get_cell_size
 
 from lse_core.events import (Event, FrameReady, GenerationReady, Interrupted, Loaded, Notice, Started,
                              Step, WaitingForChoice)
-from lse_core.experiments.diffevolution import HELP
+from lse_core.choices import HELP
 from screens import status
 from screens.evolution import EvolutionScreen
 from screens.run_view import RunScreen

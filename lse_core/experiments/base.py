@@ -15,6 +15,7 @@ from PIL import Image
 
 from ..config import ExperimentConfig
 from ..engine import Engine, FrameInput, RenderSettings
+from ..media import Media
 from ..models import LoadedModel
 from .inputs import Inputs
 
@@ -34,16 +35,6 @@ class Render:
     jobs: list[FrameJob]
     settings: RenderSettings
     generation: int | None = None  # diffevolution: these jobs are one generation's genes
-
-
-@dataclass
-class Media:
-    """A GIF (and MP4 when ``video``) from saved frames, or a grid PNG when ``grid``."""
-
-    name: str
-    frames: list[str]
-    video: bool = False
-    grid: bool = False
 
 
 @dataclass
@@ -82,9 +73,6 @@ Plan = Generator[Request, Any, None]
 
 class Experiment:
     """Shared set-up: inputs resolved (and checked) before a session exists."""
-
-    # Keys of the original tool that this experiment does not use.
-    ignored_keys: tuple[str, ...] = ()
 
     def __init__(self, cfg: ExperimentConfig, model: LoadedModel, engine: Engine,
                  notify: Callable[[str], None], saved: dict[str, Any] | None = None) -> None:

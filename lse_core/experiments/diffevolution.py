@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..choices import HELP, Choice
 from ..engine import FrameInput
 from ..errors import BadInput
 from ..config import absolute_path, is_embedding_path
@@ -23,52 +24,6 @@ from ..latents import slerp
 from .base import AskChoice, Experiment, FrameJob, Media, Plan, Record, Render
 
 START = "difevostep-start"
-HELP = ("gene[;auto N][;prompt|negative]  ·  empty line = re-roll  ·  ;;prompt = new target  ·  "
-        "back K = return to lineage node K  ·  exit = finish")
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One answer to a generation, applied in this order: back, gene, prompt, auto.
-
-    All fields empty means re-roll: the same parent with new random noises.
-    ``finish``: the last answer of a script; once its picks (auto ones included) are
-    made, the run ends without rendering a generation nobody would choose from.
-    """
-
-    gene: int | None = None
-    auto: int = 0
-    prompt: str | None = None
-    back: int | None = None
-    end: bool = False
-    finish: bool = False
-
-
-def parse_choice(text: str, genes: int) -> Choice:
-    """The original tool's console syntax ``{gene};{auto_steps};{prompt}``, plus ``back K``."""
-    text = text.strip()
-    if text.lower() in ("exit", "end", "quit", "q"):
-        return Choice(end=True)
-    if text.lower().startswith("back"):
-        node = text[4:].strip()
-        if not node.isdigit():
-            raise ValueError("back needs a lineage node number, e.g. 'back 2'")
-        return Choice(back=int(node))
-    gene_text, _, rest = text.partition(";")
-    auto_text, _, prompt = rest.partition(";")
-    gene = None
-    if gene_text.strip():
-        if not gene_text.strip().isdigit() or int(gene_text) >= genes:
-            raise ValueError(f"gene must be a number from 0 to {genes - 1}")
-        gene = int(gene_text)
-    auto = 0
-    if auto_text.strip():
-        if not auto_text.strip().isdigit():
-            raise ValueError("auto steps must be a whole number")
-        auto = int(auto_text)
-    return Choice(gene=gene, auto=auto, prompt=prompt.strip() or None)
-
-
 @dataclass
 class _Node:
     id: int
@@ -90,15 +45,16 @@ class _Node:
 
 
 class Diffevolution(Experiment):
-    ignored_keys = ("images_per_prompt",)
-
     def prepare(self) -> None:
         self.start_prompt = self.inputs.base_prompt()
         self.start_noise = self.inputs.base_noise()[:1]
         self.size = self.inputs.pixel_size(self.start_noise)
         self.conditioning = self.inputs.conditioning(self.size)
-        saved = self.saved.get("diffevolution", {})
-        self.replay = [Choice(**c) for c in saved.get("choices", [])]
+        saved = self.saved.get("diffevolution") or {}
+        try:
+            self.replay = [Choice.from_stored(c) for c in saved.get("choices", [])]
+        except (AttributeError, TypeError, ValueError):
+            raise BadInput("session.json: the stored diffevolution answers are damaged") from None
         if self.replay and self.saved.get("state") == "done":
             # Continuing a finished session: its last answer no longer ends the run.
             self.replay[-1] = replace(self.replay[-1], finish=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..config import ExperimentConfig, is_embedding_path, split_prompt
 from ..engine import Conditioning, Engine
@@ -21,18 +21,7 @@ from ..latents import (
     require_tensors,
 )
 from ..models import LoadedModel
-
-
-def open_image(path: str, key: str) -> Image.Image:
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise BadInput(f"key '{key}': {path}: file not found")
-    try:
-        with Image.open(file) as image:
-            image.load()
-            return image.copy()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise BadInput(f"key '{key}': {path}: not a readable image ({exc.__class__.__name__})") from None
+from ..preflight import open_image
 
 
 class Inputs:
@@ -103,9 +92,8 @@ class Inputs:
         """An interpolation/outpaint noise item: a seed or an embedding file path."""
         if isinstance(item, int):
             return self.noise_for_seed(item)
-        if is_embedding_path(item):
-            return self.embedding_file(item.strip(), key, "latent_noise")
-        raise BadInput(f"key '{key}': {item!r} is neither a seed nor an embedding file")
+        # preflight() refused any other string
+        return self.embedding_file(item.strip(), key, "latent_noise")
 
     # images ------------------------------------------------------------------
     def image(self, key: str) -> Image.Image:

@@ -11,8 +11,6 @@ from .base import Experiment, FrameJob, Media, Plan, Render
 
 
 class Interpolation(Experiment):
-    ignored_keys = ("prompt", "load_prompt_embeds", "load_latent_noise", "images_per_prompt")
-
     def prepare(self) -> None:
         cfg = self.cfg
         prompt_items, noise_items = cfg.inter_prompts, cfg.inter_noises

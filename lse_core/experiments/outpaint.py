@@ -77,8 +77,6 @@ def _expand(items: list, counts: list[int]) -> list:
 
 
 class OutpaintWalk(Experiment):
-    ignored_keys = ("prompt", "load_prompt_embeds", "load_latent_noise", "images_per_prompt", "mask")
-
     def prepare(self) -> None:
         cfg = self.cfg
         self.height, self.width = self.inputs.size()

@@ -1,0 +1,58 @@
+"""Files that appear whole or not at all, and their checksums."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import socket
+from pathlib import Path
+from typing import Callable
+
+
+def publish(path: Path, write: Callable[[Path], None]) -> None:
+    """Write ``path`` through ``write(temporary path)``, then make it appear whole.
+
+    The temporary name is unique per call (two writers never share one), keeps the
+    suffix (image and video writers choose their format by it), and is flushed to
+    disk before the rename; the folder is flushed after it, so the rename survives
+    a power cut too.
+    """
+    tmp = path.with_name(f".{path.stem}.{unique_suffix()}.tmp{path.suffix}")
+    # Created here (not by mkstemp) so that the file gets the umask's usual permissions.
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    try:
+        write(tmp)
+        _fsync(tmp, os.O_RDONLY)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def unique_suffix() -> str:
+    """Unique among the writers of one folder, across processes and hosts."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _fsync(path: Path, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    publish(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def is_temporary(path: Path) -> bool:
+    """A file some writer had not yet published when it was stopped."""
+    return path.name.startswith(".") and ".tmp" in path.name
+
+
+def file_digest(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "blake2b").hexdigest()[:32]

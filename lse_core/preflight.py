@@ -1,0 +1,148 @@
+"""Checks that need no model: the files a config names, the model folder, the output folder.
+
+They run before torch is imported, so that a mistake costs a fraction of a second
+instead of the seconds a model load takes. What can only be checked against a
+loaded model (embedding shapes, the model kind) is checked after loading, still
+before a session folder exists.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import tempfile
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from .config import ExperimentConfig, ignored_keys, is_embedding_path
+from .errors import BadInput, shorten
+
+TINY_MODELS = ("tiny",)
+DEVICE_PATTERN = re.compile(r"(cpu|mps|cuda(:\d{1,2})?)")
+
+
+def preflight(cfg: ExperimentConfig) -> None:
+    """Raise ``BadInput`` for the first problem a config has that no model is needed to see."""
+    if cfg.model_id is not None:
+        check_model_id(cfg.model_id)
+    unused = set(ignored_keys(cfg.exp_identifier))
+    for key in image_keys(cfg):
+        check_image(getattr(cfg, key), key)
+    for key, path, tensor in embedding_files(cfg):
+        if key.partition("[")[0] not in unused:
+            check_embedding_file(path, key, tensor)
+    check_output_path(cfg.output_path)
+
+
+def image_keys(cfg: ExperimentConfig) -> tuple[str, ...]:
+    """The image keys this experiment reads."""
+    if cfg.model_identifier == "txt2img":
+        return ()
+    if cfg.model_identifier == "inpaint" and cfg.exp_identifier != "outpaint-walk":
+        return ("image", "mask")
+    return ("image",)
+
+
+def embedding_files(cfg: ExperimentConfig) -> list[tuple[str, str, str]]:
+    """(key, path, tensor it must hold) for every embedding file the config names."""
+    found = []
+    if cfg.load_prompt_embeds:
+        found.append(("load_prompt_embeds", cfg.load_prompt_embeds, "prompt_embed"))
+    if cfg.load_latent_noise:
+        found.append(("load_latent_noise", cfg.load_latent_noise, "latent_noise"))
+    for key, tensor in (("inter_prompts", "prompt_embed"), ("prompts", "prompt_embed"),
+                        ("inter_noises", "latent_noise")):
+        for index, item in enumerate(getattr(cfg, key) or []):
+            if isinstance(item, str) and is_embedding_path(item):
+                found.append((f"{key}[{index}]", item.strip(), tensor))
+            elif isinstance(item, str) and key == "inter_noises":
+                raise BadInput(f"key '{key}[{index}]': {shorten(repr(item))} is neither a seed "
+                               "nor an embedding file (.safetensors or .pt)")
+    return found
+
+
+def check_model_id(model_id: str) -> None:
+    """A local model folder must exist and be a diffusers model; hub ids are checked at load."""
+    if model_id in TINY_MODELS:
+        return
+    path = Path(model_id).expanduser()
+    shown = shorten(model_id)
+    if path.exists():
+        if not (path / "model_index.json").is_file():
+            raise BadInput(f"key 'model_id': {shown} is not a diffusers model folder "
+                           "(no model_index.json)")
+        return
+    if model_id.startswith((".", "/", "~")) or model_id.count("/") != 1:
+        raise BadInput(f"key 'model_id': model folder {shown} does not exist")
+
+
+def check_device_name(device: str) -> None:
+    if not DEVICE_PATTERN.fullmatch(device):
+        raise BadInput(f"--device: unknown device {shorten(repr(device))} "
+                       "(valid: cpu, cuda, cuda:N, mps)")
+
+
+def open_image(path: str, key: str) -> Image.Image:
+    """The image a config key names, fully decoded."""
+    return _read_image(path, key, decode=True)
+
+
+def check_image(path: str, key: str) -> None:
+    """The image a config key names exists and is a well-formed image of a sane size."""
+    _read_image(path, key, decode=False)
+
+
+def _read_image(path: str, key: str, decode: bool) -> Image.Image | None:
+    file = Path(path).expanduser()
+    shown = shorten(path)
+    if not file.is_file():
+        raise BadInput(f"key '{key}': {shown}: file not found")
+    try:
+        with Image.open(file) as image:
+            if not decode:
+                image.verify()
+                return None
+            image.load()
+            return image.copy()
+    except Image.DecompressionBombError:
+        raise BadInput(f"key '{key}': {shown}: image too large (over "
+                       f"{2 * Image.MAX_IMAGE_PIXELS // 10**6} megapixels)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as exc:
+        # Pillow's decoders report damaged files with any of these.
+        raise BadInput(f"key '{key}': {shown}: not a readable image "
+                       f"({exc.__class__.__name__})") from None
+
+
+def check_embedding_file(path: str, key: str, tensor: str) -> None:
+    """The file exists; a ``.safetensors`` file holds ``tensor`` (its header is read, not
+    its data; values and shapes are checked once the model is loaded)."""
+    file = Path(path).expanduser()
+    shown = shorten(path)
+    if not file.is_file():
+        raise BadInput(f"key '{key}': {shown}: embedding file not found")
+    if file.suffix != ".safetensors":
+        return  # .pt needs torch to read (weights only); checked when loaded
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(file), framework="numpy") as handle:
+            names = set(handle.keys())
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise BadInput(f"{shown}: not a readable embedding file ({shorten(reason)})") from None
+    if tensor not in names:
+        raise BadInput(f"{shown}: missing tensor {tensor} (has {', '.join(sorted(names)) or 'nothing'})")
+
+
+def check_output_path(path: str) -> None:
+    """The sessions folder exists (it is made if missing) and a file can be written there."""
+    folder = Path(path).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise BadInput(f"key 'output_path': cannot write sessions to {shorten(path)} "
+                       f"({reason})") from None

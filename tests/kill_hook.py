@@ -1,0 +1,42 @@
+"""Run ``lse`` and SIGKILL it at one chosen moment, as a power cut or ``kill -9`` would.
+
+    python kill_hook.py WHAT N LSE-ARGS...
+
+WHAT is ``creation`` (just before a new session folder is renamed into place),
+``png`` or ``gif`` (just before the N-th PNG or GIF is published, its temporary
+file complete on disk). Only ``os.rename``/``os.replace`` are wrapped; everything
+else is the real program.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Callable
+
+from lse_core.cli import main
+
+
+def _kill_on(real: Callable, nth: int, matches: Callable[[Path, Path], bool]) -> Callable:
+    seen = 0
+
+    def wrapper(src, dst, *args, **kwargs):
+        nonlocal seen
+        if matches(Path(src), Path(dst)):
+            seen += 1
+            if seen == nth:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return real(src, dst, *args, **kwargs)
+
+    return wrapper
+
+
+if __name__ == "__main__":
+    what, nth, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    if what == "creation":
+        os.rename = _kill_on(os.rename, nth, lambda src, dst: src.name.startswith(".creating-"))
+    else:
+        os.replace = _kill_on(os.replace, nth, lambda src, dst: dst.suffix == f".{what}")
+    sys.exit(main(args))

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import BadInput, shorten
+from .errors import BadInput, shorten, shown_path
 from .media import media_entries, write_media
 from .session import MANIFEST, Session
 
@@ -84,13 +84,13 @@ def export_session(path: Path, gif: bool, mp4: bool, fps: float | None = None) -
     try:
         media = media_entries(session)
         if not media:
-            raise BadInput(f"{path}: this session has no GIF or video to export")
+            raise BadInput(f"{shown_path(path)}: this session has no GIF or video to export")
         fps = fps or 1000 / session.config().gif_frame_dur
         written: list[Path] = []
         for request in media:
             missing = [n for n in request.frames if not session.image_path(n).is_file()]
             if missing:
-                raise BadInput(f"{path}: frame {missing[0]} is missing; resume the session first")
+                raise BadInput(f"{shown_path(path)}: frame {missing[0]} is missing; resume the session first")
             if request.grid or gif or (mp4 and request.video):
                 written += write_media(session, request, gif=gif, video=mp4 and request.video,
                                        fps=fps)

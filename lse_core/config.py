@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import BadInput, clip, shorten
+from .errors import BadInput, clip, shorten, shown_path
 
 ModelKind = Literal["txt2img", "img2img", "inpaint"]
 ExperimentName = Literal[
@@ -290,19 +290,19 @@ def parse_override(text: str) -> tuple[str, Any]:
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise BadInput(f"{path}: a config larger than {MAX_CONFIG_BYTES // 1000} kB is "
+            raise BadInput(f"{shown_path(path)}: a config larger than {MAX_CONFIG_BYTES // 1000} kB is "
                            "not a config")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise BadInput(f"{path}: config file not found") from None
+        raise BadInput(f"{shown_path(path)}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: cannot read config ({exc.__class__.__name__})") from None
+        raise BadInput(f"{shown_path(path)}: cannot read config ({exc.__class__.__name__})") from None
     try:
         data = _load_yaml(text)
     except yaml.YAMLError as exc:
-        raise BadInput(f"{path}: YAML syntax error{_yaml_problem(exc)}") from None
+        raise BadInput(f"{shown_path(path)}: YAML syntax error{_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
-        raise BadInput(f"{path}: expected a mapping of config keys")
+        raise BadInput(f"{shown_path(path)}: expected a mapping of config keys")
     return data
 
 

@@ -10,8 +10,11 @@ class Cancelled(Exception):
 
 
 def shorten(text: str, limit: int = 80) -> str:
-    """Text from the user for a message, cut in the middle past ``limit`` characters so
-    that no input, however long, floods the screen or the log."""
+    """Text from the user for a message: control characters escaped (some end a line)
+    and cut in the middle past ``limit`` characters, so that no input, however long or
+    odd, floods the screen or the log or breaks the message's single line."""
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
     if len(text) <= limit:
         return text
     keep = (limit - 1) // 2
@@ -21,3 +24,8 @@ def shorten(text: str, limit: int = 80) -> str:
 def clip(value: object, limit: int = 80) -> str:
     """A user's value for a message, as its (shortened) repr."""
     return shorten(repr(value), limit)
+
+
+def shown_path(path: object) -> str:
+    """A path for a message: whole in any real case, escaped and bounded in any other."""
+    return shorten(str(path), 300)

@@ -64,10 +64,11 @@ def save_embedding(path: Path, prompt_embed: torch.Tensor, latent_noise: torch.T
     """Write the three tensors to ``.safetensors`` atomically."""
     from safetensors.torch import save_file
 
+    # Copies: safetensors refuses tensors that share memory (one noise saved as two).
     tensors = {
-        "prompt_embed": prompt_embed.detach().float().cpu().contiguous(),
-        "latent_noise": latent_noise.detach().float().cpu().contiguous(),
-        "image_embed": image_embed.detach().float().cpu().contiguous(),
+        "prompt_embed": prompt_embed.detach().float().cpu().clone(),
+        "latent_noise": latent_noise.detach().float().cpu().clone(),
+        "image_embed": image_embed.detach().float().cpu().clone(),
     }
     from safetensors import SafetensorError
 

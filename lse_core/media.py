@@ -10,7 +10,7 @@ from typing import Any
 
 from PIL import Image
 
-from .errors import BadInput, shorten
+from .errors import BadInput, shorten, shown_path
 from .files import publish
 
 # A frame or media name is one plain file name inside the session's folders.
@@ -31,7 +31,7 @@ def media_entries(session: Any) -> list[Media]:
     """The media a session's manifest lists, refusing any entry that is malformed or
     names a file outside the session (the manifest is a file anyone can edit)."""
     entries = session.manifest.get("media", [])
-    where = f"{session.path}/session.json"
+    where = shown_path(session.path / "session.json")
     if not isinstance(entries, list):
         raise BadInput(f"{where}: 'media' must be a list")
     result = []

@@ -23,7 +23,7 @@ from typing import Any
 from PIL import Image
 
 from .config import ExperimentConfig, build_config, read_yaml, to_yaml
-from .errors import BadInput, shorten
+from .errors import BadInput, shorten, shown_path
 from .files import atomic_write_text, file_digest, is_temporary, publish, unique_suffix
 
 SUBFOLDERS = ("configs", "images", "embeddings", "gifs", "videos")
@@ -55,10 +55,10 @@ class SessionLock:
         try:
             self.lock.acquire(timeout=0)
         except Timeout:
-            raise BadInput(f"session {self.folder} is in use by {self._owner()}; "
+            raise BadInput(f"session {shown_path(self.folder)} is in use by {self._owner()}; "
                            "wait for it to finish or stop it first") from None
         except OSError as exc:
-            raise BadInput(f"session {self.folder}: cannot lock it ({exc.strerror})") from None
+            raise BadInput(f"session {shown_path(self.folder)}: cannot lock it ({exc.strerror})") from None
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
         atomic_write_text(self.folder / OWNER_NAME, json.dumps(owner))
 
@@ -135,11 +135,11 @@ class Session:
         try:
             manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise BadInput(f"{path}: not a session folder (no {MANIFEST})") from None
+            raise BadInput(f"{shown_path(path)}: not a session folder (no {MANIFEST})") from None
         except (OSError, ValueError) as exc:
-            raise BadInput(f"{path / MANIFEST}: unreadable ({exc.__class__.__name__})") from None
+            raise BadInput(f"{shown_path(path / MANIFEST)}: unreadable ({exc.__class__.__name__})") from None
         if not isinstance(manifest, dict):
-            raise BadInput(f"{path / MANIFEST}: not a session manifest (expected a JSON object)")
+            raise BadInput(f"{shown_path(path / MANIFEST)}: not a session manifest (expected a JSON object)")
         return cls(path, manifest)
 
     def claim(self) -> "Session":
@@ -163,7 +163,7 @@ class Session:
     def batch_size(self) -> int:
         value = self.manifest.get("batch_size")
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise BadInput(f"{self.path / MANIFEST}: 'batch_size' must be a whole number ≥ 1 "
+            raise BadInput(f"{shown_path(self.path / MANIFEST)}: 'batch_size' must be a whole number ≥ 1 "
                            f"(got {shorten(repr(value))})")
         return value
 

@@ -1,0 +1,56 @@
+"""What it costs to save one frame safely: PNG + embedding, each flushed to disk (fsync)
+before the rename that publishes it, against the same writes without the flushes.
+
+    python benchmarks/write_cost.py [--size 768] [--frames 40] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lse_core.config import build_config
+from lse_core.session import Session
+
+
+def seconds_per_frame(folder: Path, size: int, frames: int, flush: bool) -> float:
+    cfg = build_config({"model_identifier": "txt2img", "exp_identifier": "single-inference",
+                        "prompt": "x", "output_path": str(folder)})
+    session = Session.create(cfg, {"batch_size": 1})
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8))
+    latent = torch.randn(1, 4, size // 8, size // 8)
+    embed = torch.randn(2, 77, 1024)
+    fsync = os.fsync if flush else (lambda fd: None)
+    with mock.patch("os.fsync", fsync):
+        started = time.perf_counter()
+        for i in range(frames):
+            session.write_frame(f"frame-{i}", image, embed, latent, latent)
+        elapsed = time.perf_counter() - started
+    session.release()
+    return elapsed / frames
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=768)
+    parser.add_argument("--frames", type=int, default=40)
+    parser.add_argument("--dir", default=None, help="where to write (default: a temp folder)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as folder:
+        without = seconds_per_frame(Path(folder) / "a", args.size, args.frames, flush=False)
+        flushed = seconds_per_frame(Path(folder) / "b", args.size, args.frames, flush=True)
+    print(f"{args.size}x{args.size} frame (PNG + embedding): {without * 1000:.1f} ms without "
+          f"fsync, {flushed * 1000:.1f} ms with; fsync adds {(flushed - without) * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

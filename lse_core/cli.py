@@ -155,7 +155,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.device:
         check_device_name(args.device)
     # Everything that needs no model is checked before torch is imported (seconds).
-    preflight(cfg)
+    preflight(cfg, source=args.config)
     answers = _answers(args, cfg)
     from .run import ExperimentRun, RunOptions
 

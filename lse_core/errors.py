@@ -29,3 +29,8 @@ def clip(value: object, limit: int = 80) -> str:
 def shown_path(path: object) -> str:
     """A path for a message: whole in any real case, escaped and bounded in any other."""
     return shorten(str(path), 300)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """An unexpected error's text as the single line a front end shows."""
+    return shorten(" ".join(text.split()), limit)

@@ -16,14 +16,24 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from .config import ExperimentConfig, ignored_keys, is_embedding_path
-from .errors import BadInput, shorten
+from .errors import BadInput, shorten, shown_path
 
 TINY_MODELS = ("tiny",)
 DEVICE_PATTERN = re.compile(r"(cpu|mps|cuda(:\d{1,2})?)")
 
 
-def preflight(cfg: ExperimentConfig) -> None:
-    """Raise ``BadInput`` for the first problem a config has that no model is needed to see."""
+def preflight(cfg: ExperimentConfig, source: str | None = None) -> None:
+    """Raise ``BadInput`` for the first problem a config has that no model is needed to see;
+    ``source`` (the config file) starts the message, as it does for the config's own errors."""
+    try:
+        _check(cfg)
+    except BadInput as exc:
+        if source is None:
+            raise
+        raise BadInput(f"{shown_path(source)}: {exc}") from None
+
+
+def _check(cfg: ExperimentConfig) -> None:
     if cfg.model_id is not None:
         check_model_id(cfg.model_id)
     unused = set(ignored_keys(cfg.exp_identifier))

@@ -21,7 +21,7 @@ import torch
 from . import __version__
 from .config import ExperimentConfig, ignored_keys, with_defaults
 from .engine import Engine, RenderedFrame, RenderSettings, steps_run
-from .errors import BadInput, Cancelled
+from .errors import BadInput, Cancelled, one_line
 from .events import (
     FINAL_EVENTS,
     Event,
@@ -145,12 +145,12 @@ class ExperimentRun:
             if exc.errno == errno.ENOSPC:
                 message = "disk full: stopped cleanly; free space, then resume the session"
             else:
-                message = f"{exc.__class__.__name__}: {exc}"
+                message = one_line(f"{exc.__class__.__name__}: {exc}")
             self._mark("interrupted" if exc.errno == errno.ENOSPC else "failed", error=message)
             emit(Failed(message, bad_input=False,
                         session_dir=self.session.path if self.session else None))
         except Exception as exc:  # reported as an event; the CLI exits 1
-            message = f"{exc.__class__.__name__}: {exc}"
+            message = one_line(f"{exc.__class__.__name__}: {exc}")
             self._mark("failed", error=message)
             emit(Failed(message, bad_input=False,
                         session_dir=self.session.path if self.session else None))

@@ -1,41 +1,73 @@
-"""``lse bench``: the same interpolation rendered the naive way and through lse's engine.
+"""``lse bench``: one piece of latent-space work done the naive way and through lse's engine.
 
-(a) one diffusers pipeline call per frame, batch 1 — what a simple script does;
-(b) lse's engine: frames batched into one UNet call per step, CFG in the same batch.
-Both use the same components, prompt embeddings, noises and scheduler.
+(a) naive: one diffusers pipeline call per frame, batch 1 — what a simple script does;
+(b) lse's engine: frames batched into one UNet call per step, CFG in the same batch,
+    padded to one shape when compiled (the default on CUDA).
+Both use the same components, prompt embeddings, noises and scheduler, in one process.
+With a compiled engine the naive pipeline is timed again with the compiled UNet too.
+A last figure runs the same work as ``lse run`` does (saving every frame) for the
+end-to-end cost per frame.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import resource
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from .engine import Engine, FrameInput, RenderSettings
 from .latents import encode_prompt, make_noise, slerp
-from .models import LoadedModel, compile_unet, load_model, pick_device, pick_dtype
+from .models import (
+    LoadedModel,
+    compile_model,
+    compile_wanted,
+    load_model,
+    make_scheduler,
+    pick_device,
+    pick_dtype,
+)
+
+WORKS = ("interpolation", "diffevolution", "visualize")
+INTERPOLATION_FRAMES = 32
+GENES, GENERATIONS = 5, 4
+# Dense fp16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, by device name.
+FP16_PEAK_TFLOPS = {"H200": 989.4, "H100 PCIe": 756.0, "H100": 989.4, "A100": 312.0,
+                    "L40S": 362.1, "L4": 121.0, "A10G": 125.0, "A10": 125.0, "4090": 165.2}
+
+
+@dataclass
+class Work:
+    """One benchmark's frames, grouped as the engine renders them (one render per group)."""
+
+    name: str
+    groups: list[list[FrameInput]]
+    settings: RenderSettings
+
+    @property
+    def frames(self) -> list[FrameInput]:
+        return [frame for group in self.groups for frame in group]
+
+    @property
+    def frames_out(self) -> int:
+        """Pictures produced: visualize decodes one per step."""
+        return len(self.frames) * (self.settings.steps if self.settings.capture_steps else 1)
 
 
 @dataclass
 class Measure:
     seconds: float
-    frames_per_s: float
+    s_per_frame: float
     unet_calls: int
     s_per_unet_call: float
     peak_memory_mb: float
-
-
-def _peak_memory_mb(device: torch.device) -> float:
-    """CUDA: peak allocated since the last reset. CPU: the process's peak RSS so far,
-    which only grows, so the engine's figure includes the naive run before it."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    tflops: float | None = None  # achieved, from the counted FLOPs
+    fraction_of_fp16_peak: float | None = None
 
 
 def full_size_model(device: torch.device, dtype: torch.dtype) -> LoadedModel:
@@ -67,14 +99,48 @@ def full_size_model(device: torch.device, dtype: torch.dtype) -> LoadedModel:
     return model
 
 
-def interpolation_frames(model: LoadedModel, frames: int, size: int) -> list[FrameInput]:
+def save_full_size_model(folder: str, dtype: str = "fp16") -> None:
+    """Write the random-weight SD 2.x architecture as a diffusers folder, so that ``lse run``
+    and ``lse bench`` can load it like a downloaded model (GPU checks without weights)."""
+    from diffusers import StableDiffusionPipeline
+
+    model = full_size_model(torch.device("cpu"), pick_dtype(dtype, torch.device("cpu")))
+    pipeline = StableDiffusionPipeline(
+        vae=model.vae, text_encoder=model.text_encoder, tokenizer=model.tokenizer,
+        unet=model.unet, scheduler=make_scheduler(model, "DPMSolverMultistepScheduler"),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipeline.save_pretrained(folder)
+
+
+def make_work(name: str, model: LoadedModel, size: int, steps: int, batch_size: int) -> Work:
     a = encode_prompt(model, "a lighthouse at dusk", "blurry")
     b = encode_prompt(model, "a lighthouse in a storm", "blurry")
-    noise_a = make_noise(1, 1, size, size, model.latent_channels, model.vae_scale_factor)
-    noise_b = make_noise(2, 1, size, size, model.latent_channels, model.vae_scale_factor)
-    ts = [i / (frames - 1) for i in range(frames)]
-    return [FrameInput(slerp(a, b, t), slerp(noise_a, noise_b, t), step_seed=i)
-            for i, t in enumerate(ts)]
+    scale, channels = model.vae_scale_factor, model.latent_channels
+    settings = RenderSettings(steps=steps, guidance_scale=7.5,
+                              scheduler="DPMSolverMultistepScheduler",
+                              capture_steps=name == "visualize")
+    if name == "interpolation":
+        noise_a = make_noise(1, 1, size, size, channels, scale)
+        noise_b = make_noise(2, 1, size, size, channels, scale)
+        ts = [i / (INTERPOLATION_FRAMES - 1) for i in range(INTERPOLATION_FRAMES)]
+        frames = [FrameInput(slerp(a, b, t), slerp(noise_a, noise_b, t), step_seed=i)
+                  for i, t in enumerate(ts)]
+        return Work(name, [frames[i : i + batch_size] for i in range(0, len(frames), batch_size)],
+                    settings)
+    if name == "diffevolution":
+        parent, groups = make_noise(1, 1, size, size, channels, scale), []
+        for generation in range(GENERATIONS):
+            fresh = make_noise(100 + generation, GENES, size, size, channels, scale)
+            prompt = slerp(a, b, 0.3 * (generation + 1) / GENERATIONS)
+            genes = [FrameInput(prompt, slerp(parent, fresh[i : i + 1], 0.3), step_seed=i)
+                     for i in range(GENES)]
+            groups.append(genes)
+            parent = genes[0].noise  # the benchmark always picks gene 0
+        return Work(name, groups, settings)
+    if name == "visualize":
+        return Work(name, [[FrameInput(a, make_noise(1, 1, size, size, channels, scale))]],
+                    settings)
+    raise ValueError(f"unknown work {name!r} (valid: {', '.join(WORKS)})")
 
 
 def _sync(device: torch.device) -> None:
@@ -82,87 +148,216 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_naive(model: LoadedModel, frames: list[FrameInput], settings: RenderSettings) -> Measure:
-    from diffusers import StableDiffusionPipeline
+def _peak_memory_mb(device: torch.device) -> float:
+    """CUDA: peak allocated since the last reset. CPU: the process's peak RSS so far,
+    which only grows, so later figures include the earlier runs."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    from .models import make_scheduler
+
+def _timed(model: LoadedModel, run: Callable[[], None], frames: int, unet_calls: int,
+           flops: float) -> Measure:
+    device = model.device
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    _sync(device)
+    started = time.perf_counter()
+    run()
+    _sync(device)
+    seconds = time.perf_counter() - started
+    tflops = flops / seconds / 1e12
+    peak = _device_peak_tflops(device)
+    return Measure(seconds, seconds / frames, unet_calls, seconds / unet_calls,
+                   _peak_memory_mb(device), float(f"{tflops:.4g}"),
+                   float(f"{tflops / peak:.4g}") if peak else None)
+
+
+def _device_peak_tflops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in FP16_PEAK_TFLOPS.items() if key in name), None)
+
+
+def _pipeline(model: LoadedModel, settings: RenderSettings):
+    from diffusers import StableDiffusionPipeline
 
     pipe = StableDiffusionPipeline(
         vae=model.vae, text_encoder=model.text_encoder, tokenizer=model.tokenizer, unet=model.unet,
         scheduler=make_scheduler(model, settings.scheduler), safety_checker=None,
         feature_extractor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def naive(model: LoadedModel, work: Work) -> Callable[[], None]:
+    """One pipeline call per frame; visualize decodes the latents after every step."""
+    pipe = _pipeline(model, work.settings)
     device, dtype = model.device, model.dtype
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    _sync(device)
-    started = time.perf_counter()
-    for frame in frames:
-        pipe(prompt_embeds=frame.prompt_embed[1:].to(device, dtype),
-             negative_prompt_embeds=frame.prompt_embed[:1].to(device, dtype),
-             latents=frame.noise.to(device, dtype), num_inference_steps=settings.steps,
-             guidance_scale=settings.guidance_scale, output_type="pil")
-    _sync(device)
-    seconds = time.perf_counter() - started
-    calls = len(frames) * settings.steps
-    return Measure(seconds, len(frames) / seconds, calls, seconds / calls, _peak_memory_mb(device))
+
+    def decode_each_step(pipe, step, timestep, tensors):
+        pixels = pipe.vae.decode(tensors["latents"] / pipe.vae.config.scaling_factor,
+                                 return_dict=False)[0]
+        pipe.image_processor.postprocess(pixels, output_type="pil")
+        return tensors
+
+    def run(frames: list[FrameInput]) -> None:
+        for frame in frames:
+            pipe(prompt_embeds=frame.prompt_embed[1:].to(device, dtype),
+                 negative_prompt_embeds=frame.prompt_embed[:1].to(device, dtype),
+                 latents=frame.noise.to(device, dtype), num_inference_steps=work.settings.steps,
+                 guidance_scale=work.settings.guidance_scale, output_type="pil",
+                 callback_on_step_end=decode_each_step if work.settings.capture_steps else None)
+
+    return lambda: run(work.frames)
 
 
-def run_engine(model: LoadedModel, frames: list[FrameInput], settings: RenderSettings,
-               batch_size: int) -> Measure:
+def engine_run(model: LoadedModel, work: Work, batch_size: int, pad: bool) -> Callable[[], None]:
     engine = Engine(model)
-    device = model.device
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    _sync(device)
-    started = time.perf_counter()
-    for start in range(0, len(frames), batch_size):
-        engine.render(frames[start : start + batch_size], settings)
-    _sync(device)
-    seconds = time.perf_counter() - started
-    calls = math.ceil(len(frames) / batch_size) * settings.steps
-    return Measure(seconds, len(frames) / seconds, calls, seconds / calls, _peak_memory_mb(device))
+
+    def run() -> None:
+        for group in work.groups:
+            pad_to = min(batch_size, len(group)) if pad else None
+            for start in range(0, len(group), batch_size):
+                engine.render(group[start : start + batch_size], work.settings, pad_to=pad_to)
+
+    return run
 
 
-def bench(model_id: str, frames: int, size: int, steps: int, batch_size: int,
-          device: str | None, dtype: str | None, use_compile: bool) -> dict:
-    """Times both ways on the same inputs; returns what ``lse bench`` prints and saves."""
+def count_flops(model: LoadedModel, work: Work, size: int) -> float:
+    """FLOPs of the work, counted on the model (eager) with torch's flop counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    latent = size // model.vae_scale_factor
+    sample = torch.zeros(2, model.unet.config.in_channels, latent, latent, device=model.device,
+                         dtype=model.dtype)
+    hidden = torch.zeros(2, 77, model.embed_width, device=model.device, dtype=model.dtype)
+    with torch.no_grad(), FlopCounterMode(display=False) as unet:
+        model.unet(sample, 500, encoder_hidden_states=hidden, return_dict=False)
+    with torch.no_grad(), FlopCounterMode(display=False) as vae:
+        model.vae.decode(sample[:1, : model.latent_channels], return_dict=False)
+    decodes = work.settings.steps if work.settings.capture_steps else 1
+    per_frame = unet.get_total_flops() * work.settings.steps + vae.get_total_flops() * decodes
+    return per_frame * len(work.frames)
+
+
+def end_to_end(model_id: str, work: Work, size: int, batch_size: int, device: str | None,
+               dtype: str | None, use_compile: bool | None) -> dict:
+    """The same work as ``lse run`` does it (plan, engine, saving every frame), timed from
+    the first frame rendered to the last one on disk."""
+    import asyncio
+
+    from .choices import Choice
+    from .config import build_config
+    from .events import FrameReady, Started, WaitingForChoice
+    from .run import ExperimentRun, RunOptions
+
+    experiment = {"interpolation": {"exp_identifier": "interpolation",
+                                    "inter_prompts": ["a lighthouse at dusk|blurry",
+                                                      "a lighthouse in a storm|blurry"],
+                                    "inter_noises": [1, 2],
+                                    "interpolation_steps": INTERPOLATION_FRAMES - 2},
+                  "diffevolution": {"exp_identifier": "diffevolution",
+                                    "prompt": "a lighthouse at dusk|blurry",
+                                    "genes_per_generation": GENES, "step_size": 0.3},
+                  "visualize": {"exp_identifier": "visualize-diffusion",
+                                "prompt": "a lighthouse at dusk|blurry"}}[work.name]
+    with tempfile.TemporaryDirectory() as folder:
+        cfg = build_config({"model_identifier": "txt2img", "model_id": model_id, "height": size,
+                            "width": size, "diffusion_steps": work.settings.steps,
+                            "batch_size": batch_size, "rand_seed": 1, "output_path": folder,
+                            "compile": use_compile, **experiment})
+        run = ExperimentRun(cfg, RunOptions(device=device, dtype=dtype))
+        marks: dict[str, float] = {}
+
+        async def consume() -> int:
+            frames = 0
+            async for event in run.events():
+                if isinstance(event, Started):
+                    marks["start"] = time.perf_counter()
+                elif isinstance(event, FrameReady):
+                    frames += 1
+                    marks["end"] = time.perf_counter()
+                elif isinstance(event, WaitingForChoice):  # the benchmark picks gene 0
+                    run.choose(Choice(gene=0) if event.generation < GENERATIONS else Choice(end=True))
+            return frames
+
+        frames = asyncio.run(consume())
+    seconds = marks["end"] - marks["start"]
+    return {"frames": frames, "seconds": round(seconds, 3), "s_per_frame": seconds / frames}
+
+
+def bench(model_id: str, work_name: str, size: int, steps: int, batch_size: int,
+          device: str | None, dtype: str | None, use_compile: bool | None) -> dict:
+    """Times the ways on the same inputs; returns what ``lse bench`` prints and saves."""
     chosen = pick_device(device)
     torch_dtype = pick_dtype(dtype, chosen)
     if model_id == "sd2-architecture":
         model = full_size_model(chosen, torch_dtype)
     else:
         model = load_model(model_id, False, chosen, torch_dtype)
-    if use_compile:
-        compile_unet(model)
-    settings = RenderSettings(steps=steps, guidance_scale=7.5, scheduler="DPMSolverMultistepScheduler")
-    inputs = interpolation_frames(model, frames, size)
-    with torch.no_grad():
-        # One warm-up frame each, so neither side pays for first-call set-up.
-        run_naive(model, inputs[:1], settings)
-        run_engine(model, inputs[:1], settings, 1)
-        naive = run_naive(model, inputs, settings)
-        batched = run_engine(model, inputs, settings, batch_size)
-    return {
-        "model": model.model_id, "device": str(chosen), "dtype": str(torch_dtype),
-        "frames": frames, "size": size, "steps": steps, "batch_size": batch_size,
-        "torch_threads": torch.get_num_threads(),
-        "naive": asdict(naive), "engine": asdict(batched),
-        "speedup": naive.seconds / batched.seconds,
+    work = make_work(work_name, model, size, steps, batch_size)
+    flops = count_flops(model, work, size)
+    frames = work.frames_out
+    naive_calls = len(work.frames) * steps
+    engine_calls = sum(-(-len(g) // batch_size) for g in work.groups) * steps
+    compiled = compile_wanted(use_compile, chosen)
+    result: dict = {
+        "work": work_name, "model": model.model_id, "device": str(chosen),
+        "device_name": torch.cuda.get_device_name(chosen) if chosen.type == "cuda" else "cpu",
+        "dtype": str(torch_dtype), "frames": frames, "size": size, "steps": steps,
+        "batch_size": batch_size, "compiled": compiled, "torch_threads": torch.get_num_threads(),
+        "tflop_per_frame": round(flops / frames / 1e12, 4),
+        "device_fp16_peak_tflops": _device_peak_tflops(chosen),
     }
+    with torch.no_grad():
+        eager_naive = naive(model, work)
+        naive(model, Work(work.name, [work.frames[:1]], work.settings))()  # warm-up
+        result["naive"] = asdict(_timed(model, eager_naive, frames, naive_calls, flops))
+        if compiled:
+            compile_model(model)
+        batched = engine_run(model, work, batch_size, pad=compiled)
+        # Warm-up at exactly the timed shapes: the first group, padded as timed.
+        engine_run(model, Work(work.name, work.groups[:1], work.settings), batch_size, compiled)()
+        result["engine"] = asdict(_timed(model, batched, frames, engine_calls, flops))
+        if compiled:
+            naive(model, Work(work.name, [work.frames[:1]], work.settings))()  # its own shapes
+            result["naive_compiled"] = asdict(_timed(model, naive(model, work), frames,
+                                                     naive_calls, flops))
+    result["speedup"] = result["naive"]["seconds"] / result["engine"]["seconds"]
+    if compiled:
+        result["speedup_vs_compiled_naive"] = (result["naive_compiled"]["seconds"]
+                                               / result["engine"]["seconds"])
+    if model_id != "sd2-architecture":
+        result["end_to_end"] = end_to_end(model_id, work, size, batch_size, device, dtype,
+                                          use_compile)
+    return result
 
 
 def main(args) -> int:
-    result = bench(args.model, args.frames, args.size, args.steps, args.batch_size,
+    result = bench(args.model, args.work, args.size, args.steps, args.batch_size,
                    args.device, args.dtype, args.compile)
-    for label in ("naive", "engine"):
+    for label in ("naive", "engine", "naive_compiled"):
+        if label not in result:
+            continue
         m = result[label]
-        print(f"{label:>6}: {m['seconds']:.2f}s  {m['frames_per_s']:.2f} frames/s  "
+        flops = f"  {m['tflops']:.3g} TFLOP/s" if m["tflops"] is not None else ""
+        peak = (f" ({m['fraction_of_fp16_peak']:.0%} of fp16 peak)"
+                if m["fraction_of_fp16_peak"] is not None else "")
+        print(f"{label:>14}: {m['seconds']:.2f}s  {m['s_per_frame']:.3f} s/frame  "
               f"{m['s_per_unet_call'] * 1000:.1f} ms per UNet call ({m['unet_calls']} calls)  "
-              f"peak {m['peak_memory_mb']:.0f} MB")
-    print(f"speedup (naive time / engine time): {result['speedup']:.2f}x "
-          f"[{result['model']}, {result['device']}, {result['dtype']}, {result['frames']} frames "
-          f"{result['size']}x{result['size']}, {result['steps']} steps, batch {result['batch_size']}]")
+              f"peak {m['peak_memory_mb']:.0f} MB{flops}{peak}")
+    if "end_to_end" in result:
+        e2e = result["end_to_end"]
+        print(f"{'lse run':>14}: {e2e['s_per_frame']:.3f} s/frame with every frame saved "
+              f"({e2e['frames']} frames)")
+    extra = (f", {result['speedup_vs_compiled_naive']:.2f}x against the compiled pipeline"
+             if "speedup_vs_compiled_naive" in result else "")
+    print(f"speedup (naive time / engine time): {result['speedup']:.2f}x{extra} "
+          f"[{result['work']}, {result['model']}, {result['device_name']}, {result['dtype']}, "
+          f"{result['frames']} frames {result['size']}x{result['size']}, {result['steps']} steps, "
+          f"batch {result['batch_size']}{', compiled' if result['compiled'] else ''}]")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -72,16 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="frames per second (default: from the config's gif_frame_dur)")
 
     bench = sub.add_parser("bench", help="time naive per-frame pipeline calls against the engine",
-                           description="Render the same frames the naive way (one diffusers "
-                                       "pipeline call per frame) and through lse's engine, "
-                                       "and print the ratio.")
+                           description="Do one piece of work the naive way (one diffusers "
+                                       "pipeline call per frame) and through lse's engine in "
+                                       "one process, and print the ratio (and a JSON file).")
+    bench.add_argument("--work", choices=("interpolation", "diffevolution", "visualize"),
+                       default="interpolation",
+                       help="32 interpolation frames; 5 genes x 4 generations; or one image "
+                            "decoded after every step")
     bench.add_argument("--model", default="tiny",
                        help="tiny, a model id/folder, or sd2-architecture (random SD 2.x weights)")
-    bench.add_argument("--frames", type=int, default=32, help="frames to render each way")
     bench.add_argument("--size", type=int, default=64, help="height and width in pixels")
     bench.add_argument("--steps", type=int, default=4, help="denoising steps per frame")
     bench.add_argument("--batch-size", type=int, default=8, help="the engine's batch size")
-    bench.add_argument("--compile", action="store_true", help="torch.compile the UNet")
+    bench.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                       help="torch.compile the model (default: on CUDA only, as lse run does)")
     bench.add_argument("--json", default="bench-results/bench.json", help="where to write results")
     _device_options(bench)
     return parser
@@ -128,9 +133,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return bench_main(args)
     except BadInput as exc:
-        print(f"lse: {exc}", file=sys.stderr)
+        if _rank() == 0:  # under torchrun every rank finds the same mistake; one says so
+            print(f"lse: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return EXIT_BAD_INPUT
+
+
+def _rank() -> int:
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
 
 
 def _tui(args: argparse.Namespace) -> int:
@@ -157,9 +170,23 @@ def _run(args: argparse.Namespace) -> int:
     # Everything that needs no model is checked before torch is imported (seconds).
     preflight(cfg, source=args.config)
     answers = _answers(args, cfg)
-    from .run import ExperimentRun, RunOptions
+    from .run import ExperimentRun
 
-    return _drive(ExperimentRun(cfg, RunOptions(device=args.device, dtype=args.dtype)), answers)
+    return _drive(ExperimentRun(cfg, _options(args)), answers)
+
+
+def _options(args: argparse.Namespace):
+    """Device options, and the ranks when torchrun started this process."""
+    from .distributed import Group, launched_ranks
+    from .run import RunOptions
+
+    group = None
+    if launched_ranks() > 1:
+        import torch
+
+        on_cpu = (args.device or "").startswith("cpu") or not torch.cuda.is_available()
+        group = Group.join(use_cuda=not on_cpu)
+    return RunOptions(device=args.device, dtype=args.dtype, group=group)
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -170,10 +197,9 @@ def _resume(args: argparse.Namespace) -> int:
         check_device_name(args.device)
     session = Session.open(args.session)  # a clear error before any model loads
     answers = _answers(args, session.config())
-    from .run import ExperimentRun, RunOptions
+    from .run import ExperimentRun
 
-    run = ExperimentRun(resume=args.session, options=RunOptions(device=args.device, dtype=args.dtype))
-    return _drive(run, answers)
+    return _drive(ExperimentRun(resume=args.session, options=_options(args)), answers)
 
 
 def _answers(args: argparse.Namespace, cfg):
@@ -189,6 +215,35 @@ def _answers(args: argparse.Namespace, cfg):
 
 
 def _drive(run, answers=None) -> int:
+    group = run.options.group
+    try:
+        if group is not None and not group.is_root:
+            return _follow(run)
+        return _lead(run, answers)
+    finally:
+        if group is not None:
+            group.leave()
+
+
+def _follow(run) -> int:
+    """A rank other than 0: it renders its share and stays quiet; rank 0 reports, also
+    what went wrong on this rank."""
+    from .progress import final_code
+
+    async def consume() -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, run.cancel)
+        async for event in run.events():
+            code = final_code(event)
+            if code is not None:
+                return code
+        return EXIT_FAILED
+
+    return asyncio.run(consume())
+
+
+def _lead(run, answers=None) -> int:
     from .events import WaitingForChoice
     from .progress import console_reporter
 
@@ -279,9 +334,14 @@ def _frames(row) -> str:
 
 def _export(args: argparse.Namespace) -> int:
     from .catalog import export_session
+    from .media import video_unavailable
 
-    for path in export_session(Path(args.session), gif=args.gif or not args.mp4,
-                               mp4=args.mp4 or not args.gif, fps=args.fps):
+    gif, mp4 = args.gif, args.mp4
+    if not (gif or mp4):  # both, as far as this machine can
+        gif, mp4 = True, video_unavailable() is None
+        if not mp4:
+            print(f"lse: {video_unavailable()}; writing the GIFs only", file=sys.stderr)
+    for path in export_session(Path(args.session), gif=gif, mp4=mp4, fps=args.fps):
         print(path)
     return EXIT_DONE
 

@@ -110,7 +110,7 @@ class ExperimentConfig(BaseModel):
     vae_slicing: bool = False
     vae_tiling: bool = False
     enable_xformers: bool = False
-    compile: bool = False
+    compile: bool | None = None  # unset: compiled on CUDA
     gpu_id: Whole = Field(0, ge=0, le=63)
     diffusion_steps: Whole = Field(25, ge=1, le=MAX_STEPS)
     guidance_scale: Number = Field(7.5, ge=0, le=100)

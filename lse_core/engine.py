@@ -97,14 +97,27 @@ class Engine:
     def scaling_factor(self) -> float:
         return self.model.vae.config.scaling_factor
 
-    @torch.no_grad()
     def render(
         self,
         frames: list[FrameInput],
         settings: RenderSettings,
         on_step: StepCallback | None = None,
         cancel: threading.Event | None = None,
+        pad_to: int | None = None,
     ) -> list[RenderedFrame]:
+        """Render ``frames`` together. ``pad_to`` fills the batch up to that size with
+        copies of the last frame, dropped from the result: a compiled model then sees
+        one shape all journey long (no recompiling), and since no frame's arithmetic
+        depends on the others in a batch of fixed shape, padding changes no byte."""
+        real = len(frames)
+        if pad_to is not None and pad_to > real:
+            frames = frames + [frames[-1]] * (pad_to - real)
+        return self._render(frames, settings, on_step, cancel)[:real]
+
+    @torch.no_grad()
+    def _render(self, frames: list[FrameInput], settings: RenderSettings,
+                on_step: StepCallback | None, cancel: threading.Event | None,
+                ) -> list[RenderedFrame]:
         model = self.model
         device, dtype = model.device, model.dtype
         scheduler = make_scheduler(model, settings.scheduler)

@@ -29,6 +29,7 @@ class Started:
     frames_done: int
     batch_size: int
     steps_per_frame: int
+    ranks: int = 1  # processes sharing the work (torchrun)
 
 
 @dataclass(frozen=True)

@@ -64,12 +64,12 @@ def save_embedding(path: Path, prompt_embed: torch.Tensor, latent_noise: torch.T
     """Write the three tensors to ``.safetensors`` atomically."""
     from safetensors.torch import save_file
 
-    # Copies: safetensors refuses tensors that share memory (one noise saved as two).
-    tensors = {
-        "prompt_embed": prompt_embed.detach().float().cpu().clone(),
-        "latent_noise": latent_noise.detach().float().cpu().clone(),
-        "image_embed": image_embed.detach().float().cpu().clone(),
-    }
+    def own(tensor: torch.Tensor) -> torch.Tensor:
+        # A packed copy: safetensors refuses views and tensors that share memory.
+        return tensor.detach().float().cpu().clone(memory_format=torch.contiguous_format)
+
+    tensors = {"prompt_embed": own(prompt_embed), "latent_noise": own(latent_noise),
+               "image_embed": own(image_embed)}
     from safetensors import SafetensorError
 
     def write(tmp: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, fields
@@ -64,6 +65,19 @@ def write_gif(frames: list[Image.Image], path: Path, frame_ms: int) -> Path:
     publish(path, lambda tmp: iio.imwrite(tmp, stacked, extension=".gif", duration=frame_ms,
                                           loop=0))
     return path
+
+
+@functools.cache
+def video_unavailable() -> str | None:
+    """Why MP4s cannot be written here (None: they can). imageio-ffmpeg brings the
+    ffmpeg binary; an offline GPU server may lack the package."""
+    try:
+        import imageio_ffmpeg
+
+        imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return "MP4 needs imageio-ffmpeg (pip install imageio-ffmpeg)"
+    return None
 
 
 def write_mp4(frames: list[Image.Image], path: Path, fps: float) -> Path:

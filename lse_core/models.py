@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .config import SCHEDULERS, resolve_scheduler_name  # noqa: F401 - re-exported
+from .config import resolve_scheduler_name
 from .errors import BadInput, shorten
 from .preflight import check_device_name, check_model_id
 
@@ -172,11 +173,28 @@ def apply_memory_options(model: LoadedModel, att_slicing: bool, vae_slicing: boo
     return notes
 
 
-def compile_unet(model: LoadedModel) -> None:
-    """``torch.compile`` the UNet once per loaded model (the TUI runs many experiments)."""
-    if not getattr(model.unet, "_lse_compiled", False):
-        model.unet.forward = torch.compile(model.unet.forward)
-        model.unet._lse_compiled = True
+def compile_wanted(setting: bool | None, device: torch.device) -> bool:
+    """``compile`` in a config: true, false, or unset (compiled on CUDA, where it pays;
+    on a CPU inductor's compile takes longer than the run it speeds up)."""
+    return device.type == "cuda" if setting is None else setting
+
+
+def compile_model(model: LoadedModel) -> bool:
+    """``torch.compile`` the UNet and the VAE decoder, once per loaded model (the TUI runs
+    many experiments). Compiled code is cached under lse's cache folder, so a second
+    launch on the same machine reuses it. Returns whether this call compiled anything."""
+    if getattr(model.unet, "_lse_compiled", False):
+        return False
+    from .tiny import cache_root
+
+    # Inductor reads these when it first compiles; a user's own setting wins.
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "torch-compile"))
+    os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
+    os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
+    model.unet.forward = torch.compile(model.unet.forward)
+    model.vae.decode = torch.compile(model.vae.decode)
+    model.unet._lse_compiled = True
+    return True
 
 
 def quiet_libraries() -> None:

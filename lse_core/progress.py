@@ -42,7 +42,8 @@ def describe(event: Event) -> str | None:
         return f"model {event.model_id} on {event.device} ({event.dtype}) in {event.seconds:.1f}s"
     if isinstance(event, Started):
         planned = "?" if event.frames_planned is None else event.frames_planned
-        return f"session {event.session_dir} ({planned} frames, batch {event.batch_size})"
+        ranks = f", {event.ranks} ranks" if event.ranks > 1 else ""
+        return f"session {event.session_dir} ({planned} frames, batch {event.batch_size}{ranks})"
     if isinstance(event, FrameReady):
         source = " (already on disk)" if event.from_disk else ""
         return f"frame {event.index + 1}: {event.path}{source}"

@@ -12,7 +12,7 @@ import errno
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
@@ -20,35 +20,31 @@ import torch
 
 from . import __version__
 from .config import ExperimentConfig, ignored_keys, with_defaults
-from .engine import Engine, RenderedFrame, RenderSettings, steps_run
+from .driver import PlanDriver, stored_count
+from .engine import Engine, steps_run
 from .errors import BadInput, Cancelled, one_line
 from .events import (
     FINAL_EVENTS,
     Event,
     Failed,
     Finished,
-    FrameReady,
-    GenerationReady,
     Interrupted,
     Loaded,
-    MediaWritten,
     Notice,
     Started,
-    Step,
-    WaitingForChoice,
 )
 from .experiments import EXPERIMENTS
-from .experiments.base import AskChoice, Copy, FrameJob, Media, Record, Render, SaveImages
-from .media import media_entries, write_media
 from .models import (
     DTYPES,
     LoadedModel,
     apply_memory_options,
-    compile_unet,
+    compile_model,
+    compile_wanted,
     load_model,
     pick_device,
     pick_dtype,
 )
+from .distributed import Failure, Group, RankFailed, failure_of
 from .preflight import DEVICE_PATTERN, preflight
 from .session import Session
 
@@ -63,6 +59,7 @@ MAX_BATCH = 16
 class RunOptions:
     device: str | None = None
     dtype: str | None = None
+    group: Group | None = None  # the ranks of a torchrun launch (None: this process alone)
 
 
 def default_batch_size(model: LoadedModel, height: int, width: int) -> int:
@@ -133,6 +130,11 @@ class ExperimentRun:
                 self.session.update(state="failed", error=str(exc))
             emit(Failed(str(exc), bad_input=True,
                         session_dir=self.session.path if self.session else None))
+        except RankFailed as exc:
+            # Another rank failed or left: the frames on disk stay; a resume goes on.
+            self._mark("interrupted", error=str(exc))
+            emit(Failed(str(exc), bad_input=exc.bad_input,
+                        session_dir=self.session.path if self.session else None))
         except Cancelled:
             done = self._mark("interrupted")
             emit(Interrupted(self.session.path if self.session else None, done))
@@ -168,20 +170,87 @@ class ExperimentRun:
         return stored_count(self.session.manifest, "frames_done")
 
     def _run(self, emit: Callable[[Event], None]) -> None:
-        manifest: dict[str, Any] = {}
-        existing = None
-        if self.resume_dir is not None:
-            # Claimed before anything else: a second writer is turned away at once.
-            existing = Session.open(self.resume_dir).claim()
-            self.session = existing
-            batch_size = existing.batch_size
-            cfg = existing.config()
-            manifest = existing.manifest
-        else:
-            cfg = with_defaults(self.cfg)
-        preflight(cfg)
+        group = self.options.group
+        root = group is None or group.is_root
+        existing: Session | None = None
 
-        device = pick_device(self.options.device or _same_device(manifest), cfg.gpu_id)
+        def effective() -> tuple[dict[str, Any], dict[str, Any]]:
+            nonlocal existing
+            cfg, existing = self._effective_config()
+            return cfg.model_dump(), existing.manifest if existing is not None else {}
+
+        # Every rank plans the same journey: rank 0's config (its seed drawn) and, for a
+        # resume, its manifest (diffevolution replays the stored answers).
+        shared = effective() if group is None else _from_root(group, effective)
+        cfg, manifest = ExperimentConfig.model_validate(shared[0]), shared[1]
+
+        try:
+            model, device, dtype, load_s = self._load(cfg, manifest, emit)
+            compiled = compile_wanted(cfg.compile, device)
+            if compiled and compile_model(model):
+                emit(Notice("compiling the model for this GPU (first run only: later runs "
+                            "read the compile cache)…"))
+            engine = engine_for(model)
+            experiment = EXPERIMENTS[cfg.exp_identifier](cfg, model, engine,
+                                                         lambda m: emit(Notice(m)), saved=manifest)
+            experiment.prepare()
+            failed = None
+        except Exception as exc:  # every rank must hear of it before anyone goes on
+            if group is None:
+                raise
+            failed = exc
+        if group is not None:
+            group.check(failed)
+        if root and existing is None:
+            for key in sorted(set(ignored_keys(cfg.exp_identifier)) & self.cfg.model_fields_set):
+                emit(Notice(f"key '{key}' is not used by {cfg.exp_identifier}; ignoring it"))
+        if self._cancel.is_set():
+            raise Cancelled()
+
+        if root:
+            session = self._session(cfg, existing, experiment, model, device, dtype, load_s, emit)
+            if group is not None and (note := experiment.split_note(session.batch_size, group.size)):
+                emit(Notice(note))
+        shared = (session.path, session.batch_size) if root else None
+        if group is not None:
+            shared = _from_root(group, lambda: shared)
+            if not root:  # writes its frames into the folder; session.json is rank 0's
+                session = Session(Path(shared[0]), manifest)
+        batch_size = shared[1]
+        emit(Started(session.path, experiment.frames_planned, 0, batch_size,
+                     steps_run(experiment.settings(), cfg.model_identifier == "img2img"),
+                     group.size if group is not None else 1))
+        driver = PlanDriver(session, engine, batch_size, cfg.gif_frame_dur, emit,
+                            self._cancel, self._choices, fixed_shapes=compiled, group=group)
+        driver.drive(experiment.plan())
+        if root:
+            session.update(state="done", frames_done=driver.frames_done)
+        emit(Finished(session.path, driver.frames_done, tuple(driver.outputs)))
+
+    def _effective_config(self) -> tuple[ExperimentConfig, Session | None]:
+        """The config to run (its seed drawn), and the session when resuming one."""
+        if self.resume_dir is None:
+            cfg = with_defaults(self.cfg)
+            preflight(cfg)
+            return cfg, None
+        # Claimed before anything else: a second writer is turned away at once.
+        existing = Session.open(self.resume_dir).claim()
+        self.session = existing
+        existing.batch_size  # a damaged manifest is refused before the model loads
+        cfg = existing.config()
+        preflight(cfg)
+        if existing.manifest.get("torch_threads") and _same_device(existing.manifest) == "cpu":
+            # A CPU's results depend on its thread count: resume as the session began.
+            torch.set_num_threads(stored_count(existing.manifest, "torch_threads") or 1)
+        return cfg, existing
+
+    def _load(self, cfg: ExperimentConfig, manifest: dict[str, Any],
+              emit: Callable[[Event], None]) -> tuple[LoadedModel, torch.device, torch.dtype, float]:
+        group = self.options.group
+        gpu_id = group.local_rank if group is not None else cfg.gpu_id
+        device = pick_device(self.options.device or _same_device(manifest), gpu_id)
+        if group is not None and device.type == "cuda":
+            device = torch.device("cuda", group.local_rank)  # one GPU per rank on each machine
         dtype = pick_dtype(self.options.dtype or _stored_dtype(manifest), device)
         started = time.perf_counter()
         model = load_model(cfg.model_id, cfg.model_identifier == "inpaint", device, dtype)
@@ -190,45 +259,49 @@ class ExperimentRun:
         for note in apply_memory_options(model, cfg.att_slicing, cfg.vae_slicing, cfg.vae_tiling,
                                          cfg.enable_xformers):
             emit(Notice(note))
-        if cfg.compile and device.type == "cuda":
-            compile_unet(model)
+        return model, device, dtype, load_s
 
-        engine = engine_for(model)
-        experiment = EXPERIMENTS[cfg.exp_identifier](cfg, model, engine, lambda m: emit(Notice(m)),
-                                                     saved=manifest)
-        experiment.prepare()
-        if existing is None:
-            for key in sorted(set(ignored_keys(cfg.exp_identifier)) & self.cfg.model_fields_set):
-                emit(Notice(f"key '{key}' is not used by {cfg.exp_identifier}; ignoring it"))
-        if self._cancel.is_set():
-            raise Cancelled()
-
+    def _session(self, cfg: ExperimentConfig, existing: Session | None, experiment, model,
+                 device: torch.device, dtype: torch.dtype, load_s: float,
+                 emit: Callable[[Event], None]) -> Session:
+        """The resumed session, checked, or a new one."""
         if existing is not None:
             removed = existing.verify()
             if removed:
                 emit(Notice(f"{len(removed)} damaged file(s) will be made again: "
                             f"{', '.join(removed[:3])}{' …' if len(removed) > 3 else ''}"))
             existing.update(state="running", error=None)
-        else:
-            height, width = experiment.inputs.size()
-            batch_size = cfg.batch_size or default_batch_size(model, height, width)
-            self.session = Session.create(cfg, {
-                "versions": _versions(),
-                "model_id": cfg.model_id,
-                "model_source": model.source,
-                "device": str(device),
-                "dtype_name": str(dtype).removeprefix("torch."),
-                "batch_size": batch_size,
-                "frames_planned": experiment.frames_planned,
-                "timings": {"load_s": round(load_s, 3), "render_s": 0.0},
-            })
-        emit(Started(self.session.path, experiment.frames_planned, 0, batch_size,
-                     steps_run(experiment.settings(), cfg.model_identifier == "img2img")))
-        driver = _PlanDriver(self.session, engine, batch_size, cfg.gif_frame_dur, emit,
-                             self._cancel, self._choices)
-        driver.drive(experiment.plan())
-        self.session.update(state="done", frames_done=driver.frames_done)
-        emit(Finished(self.session.path, driver.frames_done, tuple(driver.outputs)))
+            return existing
+        height, width = experiment.inputs.size()
+        group = self.options.group
+        self.session = Session.create(cfg, {
+            "versions": _versions(),
+            "model_id": cfg.model_id,
+            "model_source": model.source,
+            "device": str(device),
+            "dtype_name": str(dtype).removeprefix("torch."),
+            "torch_threads": torch.get_num_threads(),
+            "ranks": group.size if group is not None else 1,
+            "batch_size": cfg.batch_size or default_batch_size(model, height, width),
+            "frames_planned": experiment.frames_planned,
+            "timings": {"load_s": round(load_s, 3), "render_s": 0.0},
+        })
+        return self.session
+
+
+def _from_root(group: Group, make: Callable[[], Any]) -> Any:
+    """Rank 0's ``make()`` on every rank; if it fails there, every rank stops."""
+    if group.is_root:
+        try:
+            value = make()
+        except Exception as exc:
+            group.broadcast(failure_of(exc))
+            raise
+        return group.broadcast(value)
+    value = group.broadcast()
+    if isinstance(value, Failure):
+        raise RankFailed(0, value.reason, value.bad_input)
+    return value
 
 
 def _same_device(manifest: dict[str, Any]) -> str | None:
@@ -239,12 +312,6 @@ def _same_device(manifest: dict[str, Any]) -> str | None:
     if device.startswith("cuda") and not torch.cuda.is_available():
         return None
     return device
-
-
-def stored_count(manifest: dict[str, Any], key: str) -> int:
-    """A count from a manifest that may have been edited or damaged (0 when unusable)."""
-    value = manifest.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _stored_dtype(manifest: dict[str, Any]) -> str | None:
@@ -258,145 +325,3 @@ def _versions() -> dict[str, str]:
 
     return {"lse": __version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
             "transformers": transformers.__version__}
-
-
-class _PlanDriver:
-    """Feeds an experiment's requests to the engine and the session."""
-
-    def __init__(self, session: Session, engine: Engine, batch_size: int, frame_ms: int,
-                 emit: Callable[[Event], None], cancel: threading.Event,
-                 choices: queue.Queue[Any]) -> None:
-        self.session = session
-        self.engine = engine
-        self.batch_size = batch_size
-        self.frame_ms = frame_ms
-        self.emit = emit
-        self.cancel = cancel
-        self.choices = choices
-        self.frames_done = 0
-        # A resume walks the plan from its start; until it passes the frames a stopped
-        # run had finished, the manifest keeps showing that count rather than going back.
-        self.done_before = stored_count(session.manifest, "frames_done")
-        self.outputs: list[Path] = []
-
-    def drive(self, plan) -> None:
-        reply: Any = None
-        while True:
-            try:
-                request = plan.send(reply)
-            except StopIteration:
-                return
-            reply = self._handle(request)
-
-    def _handle(self, request: Any) -> Any:
-        if isinstance(request, Render):
-            return self._render(request)
-        if isinstance(request, Media):
-            return self._media(request)
-        if isinstance(request, SaveImages):
-            return self._save_images(request)
-        if isinstance(request, Copy):
-            return self._copy(request)
-        if isinstance(request, AskChoice):
-            self.emit(WaitingForChoice(request.generation, request.genes, request.help,
-                                       request.lineage, request.parent))
-            return self._wait_for_choice()
-        if isinstance(request, Record):
-            self.session.update(**request.fields)
-            return None
-        raise TypeError(f"unknown request {request!r}")
-
-    def _wait_for_choice(self) -> Any:
-        while True:
-            if self.cancel.is_set():
-                raise Cancelled()
-            try:
-                return self.choices.get(timeout=0.1)
-            except queue.Empty:
-                continue
-
-    def _render(self, request: Render) -> list[RenderedFrame]:
-        results: list[RenderedFrame] = []
-        # Batches start at fixed multiples of batch_size within the request, so a
-        # resume forms exactly the batches of the first run and gets the same bytes.
-        for start in range(0, len(request.jobs), self.batch_size):
-            if self.cancel.is_set():
-                raise Cancelled()
-            chunk = request.jobs[start : start + self.batch_size]
-            if all(self._job_on_disk(job) for job in chunk):
-                rendered = [self._from_disk(job) for job in chunk]
-                self._report(chunk, rendered, from_disk=True)
-            else:
-                rendered = self._render_chunk(chunk, request.settings)
-            results.extend(rendered)
-        if request.generation is not None:
-            self.emit(GenerationReady(request.generation, tuple(j.name for j in request.jobs),
-                                      tuple(self.session.image_path(j.name) for j in request.jobs)))
-        return results
-
-    def _render_chunk(self, chunk: list[FrameJob], settings: RenderSettings) -> list[RenderedFrame]:
-        names = tuple(job.name for job in chunk)
-        started = time.perf_counter()
-        rendered = self.engine.render(
-            [job.input for job in chunk], settings,
-            on_step=lambda step, total: self.emit(Step(names, step, total)),
-            cancel=self.cancel,
-        )
-        for job, frame in zip(chunk, rendered):
-            if job.finish is not None:
-                frame.image = job.finish(frame.image)
-            for step_name, (step_embed, step_image) in zip(job.step_names, frame.steps):
-                if step_name == job.name:
-                    continue  # the final frame is written just below
-                self.session.write_frame(step_name, step_image, job.input.prompt_embed,
-                                         job.input.noise, step_embed)
-            self.session.write_frame(job.name, frame.image, job.input.prompt_embed,
-                                     job.input.noise, frame.image_embed)
-        timings = self.session.manifest.get("timings")
-        timings = dict(timings) if isinstance(timings, dict) else {}
-        before = timings.get("render_s")
-        before = before if isinstance(before, (int, float)) else 0.0
-        timings["render_s"] = round(before + time.perf_counter() - started, 3)
-        self.session.manifest["timings"] = timings
-        self._report(chunk, rendered, from_disk=False)
-        return rendered
-
-    def _announce(self, name: str, image, from_disk: bool = False) -> None:
-        """A frame is on disk: tell the front end and count it."""
-        self.emit(FrameReady(self.frames_done, name, self.session.image_path(name), image, from_disk))
-        self.frames_done += 1
-
-    def _save_progress(self) -> None:
-        self.session.update(frames_done=max(self.done_before, self.frames_done))
-
-    def _report(self, chunk: list[FrameJob], rendered: list[RenderedFrame], from_disk: bool) -> None:
-        for job, frame in zip(chunk, rendered):
-            self._announce(job.name, frame.image, from_disk)
-        self._save_progress()
-
-    def _save_images(self, request: SaveImages) -> None:
-        for name, image in request.images:
-            self.session.write_image(name, image)
-            self._announce(name, image)
-        self._save_progress()
-
-    def _copy(self, request: Copy) -> None:
-        for source, target in request.pairs:
-            self.session.copy_frame(source, target)
-            self._announce(target, self.session.read_image(target))
-        self._save_progress()
-
-    def _job_on_disk(self, job: FrameJob) -> bool:
-        return self.session.has_frame(job.name) and all(self.session.has_frame(n) for n in job.step_names)
-
-    def _from_disk(self, job: FrameJob) -> RenderedFrame:
-        embed = self.session.read_embedding(job.name)["image_embed"]
-        return RenderedFrame(image_embed=embed, image=self.session.read_image(job.name))
-
-    def _media(self, request: Media) -> None:
-        recorded = [m for m in media_entries(self.session) if m.name != request.name]
-        self.session.update(media=[asdict(m) for m in [*recorded, request]])
-        paths = write_media(self.session, request, gif=True, video=request.video,
-                            fps=1000 / self.frame_ms)
-        self.outputs.extend(paths)
-        self.emit(MediaWritten(tuple(paths)))

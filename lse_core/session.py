@@ -192,7 +192,7 @@ class Session:
 
         # The embedding goes first: a frame counts as done once its PNG exists.
         save_embedding(self.embedding_path(name), prompt_embed, latent_noise, image_embed)
-        self._record(self.embedding_path(name))
+        self.record(self.embedding_path(name))
         self.write_image(name, image)
         return self.image_path(name)
 
@@ -200,14 +200,14 @@ class Session:
         from .media import save_png
 
         save_png(image, self.image_path(name))
-        self._record(self.image_path(name))
+        self.record(self.image_path(name))
 
     def copy_frame(self, source: str, target: str) -> None:
         for make in (self.embedding_path, self.image_path):
             publish(make(target), lambda tmp, src=make(source): shutil.copyfile(src, tmp))
-            self._record(make(target))
+            self.record(make(target))
 
-    def _record(self, file: Path) -> None:
+    def record(self, file: Path) -> None:
         """Note a published file's checksum; it is stored with the next manifest update."""
         with self._guard:
             self.manifest.setdefault("checksums", {})[self._key(file)] = file_digest(file)

@@ -5,7 +5,7 @@
 WHAT is ``creation`` (just before a new session folder is renamed into place),
 ``png`` or ``gif`` (just before the N-th PNG or GIF is published, its temporary
 file complete on disk). Only ``os.rename``/``os.replace`` are wrapped; everything
-else is the real program.
+else is the real program. Under torchrun, ``KILL_RANK`` names the one rank to kill.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def _kill_on(real: Callable, nth: int, matches: Callable[[Path, Path], bool]) ->
 
 if __name__ == "__main__":
     what, nth, args = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    if os.environ.get("RANK", "0") != os.environ.get("KILL_RANK", os.environ.get("RANK", "0")):
+        sys.exit(main(args))
     if what == "creation":
         os.rename = _kill_on(os.rename, nth, lambda src, dst: src.name.startswith(".creating-"))
     else:

@@ -11,7 +11,8 @@ from PIL import Image
 from lse_core.engine import Engine, FrameInput, RenderSettings
 from lse_core.errors import Cancelled
 from lse_core.latents import encode_prompt, make_noise
-from lse_core.models import SCHEDULERS, load_model
+from lse_core.config import SCHEDULERS
+from lse_core.models import load_model
 
 
 def _model(inpaint: bool):
@@ -97,7 +98,7 @@ def test_every_listed_scheduler_renders(scheduler):
 
 
 def test_short_scheduler_names_are_accepted():
-    from lse_core.models import resolve_scheduler_name
+    from lse_core.config import resolve_scheduler_name
 
     assert resolve_scheduler_name("Euler") == "EulerDiscreteScheduler"
     assert resolve_scheduler_name("DPMSolverMultistep") == "DPMSolverMultistepScheduler"

@@ -95,6 +95,20 @@ class Experiment:
     def frames_planned(self) -> int | None:
         return None
 
+    @property
+    def parallel_frames(self) -> int:
+        """How many frames the largest group of independent frames holds."""
+        return self.frames_planned or 1
+
+    def split_note(self, batch_size: int, ranks: int) -> str | None:
+        """One line for a run over several ranks when some of them will wait."""
+        batches = -(-self.parallel_frames // batch_size)
+        if batches >= ranks:
+            return None
+        return (f"{ranks} ranks take turns at batches of up to {batch_size} frames, but "
+                f"{self.cfg.exp_identifier} has only {batches} at a time: {ranks - batches} "
+                "rank(s) will idle (a smaller batch_size splits the work further)")
+
     def settings(self, capture_steps: bool = False) -> RenderSettings:
         cfg = self.cfg
         return RenderSettings(

@@ -59,6 +59,10 @@ class Diffevolution(Experiment):
             # Continuing a finished session: its last answer no longer ends the run.
             self.replay[-1] = replace(self.replay[-1], finish=False)
 
+    @property
+    def parallel_frames(self) -> int:
+        return self.cfg.genes_per_generation  # a generation's genes are split across ranks
+
     def _fresh_noise(self, generation: int) -> torch.Tensor:
         seed = int(np.random.SeedSequence([self.seed, generation]).generate_state(1)[0])
         return self.inputs.noise_for_seed(seed, self.cfg.genes_per_generation, self.size)

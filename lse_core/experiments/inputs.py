@@ -11,7 +11,6 @@ from PIL import Image
 
 from ..config import ExperimentConfig, is_embedding_path, split_prompt
 from ..engine import Conditioning, Engine
-from ..errors import BadInput
 from ..latents import (
     check_latent_noise,
     check_prompt_embed,

@@ -101,6 +101,11 @@ class OutpaintWalk(Experiment):
     def frames_planned(self) -> int:
         return 1 + len(self.actions) * self.cfg.num_filler_frames
 
+    def split_note(self, batch_size: int, ranks: int) -> str | None:
+        return ("outpaint-walk inpaints its keyframes one after another (each grows from the "
+                f"last), so one of the {ranks} ranks renders while the others wait; the filler "
+                "frames are split among them")
+
     def plan(self) -> Plan:
         # The original tool's file names: init, then per keyframe k its fillers
         # {k}_filler_frame_{j} and the keyframe frame-{k}.

@@ -1,0 +1,284 @@
+"""Driving an experiment's plan: its requests go to the engine, frames to the session,
+and what happened to the front end as events.
+
+Rendering and saving overlap: a batch's frames are written by an ``OrderedWriter``
+while the next batch renders, and a frame is announced (``FrameReady``) only once
+it is on disk, so every guarantee of a saved frame holds when the UI hears of it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+from .engine import Engine, RenderedFrame, RenderSettings
+from .errors import Cancelled
+from .events import Event, FrameReady, GenerationReady, MediaWritten, Notice, Step, WaitingForChoice
+from .experiments.base import AskChoice, Copy, FrameJob, Media, Plan, Record, Render, SaveImages
+from .media import media_entries, video_unavailable, write_media
+from .distributed import Group, failure_of
+from .session import Session
+from .writer import OrderedWriter
+
+
+STOPPED = "stopped"  # rank 0's word to the others when the user stops at a question
+
+
+def stored_count(manifest: dict[str, Any], key: str) -> int:
+    """A count from a manifest that may have been edited or damaged (0 when unusable)."""
+    value = manifest.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+class PlanDriver:
+    """Feeds an experiment's requests to the engine and the session.
+
+    ``fixed_shapes``: pad every batch of a request to one size (the compiled
+    engine then never recompiles mid-journey). ``group``: the ranks of a torchrun
+    launch, which share the batches; rank 0 alone writes ``session.json``, asks the
+    user and writes the media.
+    """
+
+    def __init__(self, session: Session, engine: Engine, batch_size: int, frame_ms: int,
+                 emit: Callable[[Event], None], cancel: threading.Event,
+                 choices: queue.Queue[Any], fixed_shapes: bool = False,
+                 group: Group | None = None) -> None:
+        self.session = session
+        self.engine = engine
+        self.batch_size = batch_size
+        self.frame_ms = frame_ms
+        self.emit = emit
+        self.cancel = cancel
+        self.choices = choices
+        self.fixed_shapes = fixed_shapes
+        self.group = group
+        self.root = group is None or group.is_root
+        self.writer = OrderedWriter()
+        self.frames_done = 0
+        # A resume walks the plan from its start; until it passes the frames a stopped
+        # run had finished, the manifest keeps showing that count rather than going back.
+        self.done_before = stored_count(session.manifest, "frames_done")
+        self.outputs: list[Path] = []
+        self.video_skipped = False
+
+    def drive(self, plan: Plan) -> None:
+        try:
+            reply: Any = None
+            while True:
+                try:
+                    request = plan.send(reply)
+                except StopIteration:
+                    break
+                reply = self._handle(request)
+        finally:
+            # Frames already rendered are saved even when the run stops or fails.
+            self.writer.close()
+
+    def _handle(self, request: Any) -> Any:
+        if isinstance(request, Render):
+            return self._render(request)
+        if isinstance(request, SaveImages):
+            return self._save_images(request)
+        if isinstance(request, AskChoice):
+            return self._choice(request)
+        if not self.root:
+            return None  # the rest is rank 0's: the manifest, copies and media
+        # Everything else reads frames from disk or records what is there: saved first.
+        self.writer.flush()
+        if isinstance(request, Media):
+            return self._media(request)
+        if isinstance(request, Copy):
+            return self._copy(request)
+        if isinstance(request, Record):
+            self.session.update(**request.fields)
+            return None
+        raise TypeError(f"unknown request {request!r}")
+
+    def _choice(self, request: AskChoice) -> Any:
+        """The user's answer (rank 0 asks; the other ranks receive it)."""
+        choice: Any = None
+        if self.root:
+            self.writer.flush()
+            self.emit(WaitingForChoice(request.generation, request.genes, request.help,
+                                       request.lineage, request.parent))
+            try:
+                choice = self._wait_for_choice()
+            except Cancelled:
+                if self.group is not None:
+                    self.group.broadcast(STOPPED)
+                raise
+        if self.group is not None:
+            choice = self.group.broadcast(choice)
+            if choice == STOPPED:
+                raise Cancelled()
+        return choice
+
+    def _wait_for_choice(self) -> Any:
+        while True:
+            if self.cancel.is_set():
+                raise Cancelled()
+            try:
+                return self.choices.get(timeout=0.1)
+            except queue.Empty:
+                continue
+
+    # rendering ----------------------------------------------------------------
+    def _render(self, request: Render) -> list[RenderedFrame]:
+        # Batches start at fixed multiples of batch_size within the request, so a
+        # resume (with any number of ranks) forms exactly the batches of the first run
+        # and gets the same bytes.
+        pad_to = min(self.batch_size, len(request.jobs)) if self.fixed_shapes else None
+        chunks = [request.jobs[i : i + self.batch_size]
+                  for i in range(0, len(request.jobs), self.batch_size)]
+        ranks = self.group.size if self.group is not None else 1
+        rank = self.group.rank if self.group is not None else 0
+        results: list[RenderedFrame] = []
+        # Rank r renders batch r of each round of `ranks` batches, then they swap results.
+        for first in range(0, len(chunks), ranks):
+            mine = first + rank
+            try:
+                if self.cancel.is_set():
+                    raise Cancelled()
+                done = self._chunk(chunks[mine], request.settings, pad_to) if mine < len(chunks) else None
+            except Exception as exc:  # every rank must hear of it before anyone goes on
+                if self.group is None:
+                    raise
+                done = failure_of(exc)
+            if self.group is None:
+                results.extend(done[0])
+                continue
+            self.writer.flush()  # what rank 0 announces is on disk
+            round_ = [r for r in self.group.gather(done) if r is not None]
+            for offset, (rendered, from_disk) in enumerate(round_):
+                results.extend(rendered)
+                if self.root and first + offset != mine:
+                    self._adopt(chunks[first + offset], rendered, from_disk)
+        if request.generation is not None and self.root:
+            self.writer.flush()  # the grid shows the genes from disk
+            self.emit(GenerationReady(request.generation, tuple(j.name for j in request.jobs),
+                                      tuple(self.session.image_path(j.name) for j in request.jobs)))
+        return results
+
+    def _chunk(self, chunk: list[FrameJob], settings: RenderSettings,
+               pad_to: int | None) -> tuple[list[RenderedFrame], bool]:
+        """One batch, rendered (and saved) or read back from an earlier run."""
+        if all(self._job_on_disk(job) for job in chunk):
+            rendered = [self._from_disk(job) for job in chunk]
+            if self.root:
+                self.writer.submit(self._announce_all, chunk, rendered, True)
+            return rendered, True
+        return self._render_chunk(chunk, settings, pad_to), False
+
+    def _adopt(self, chunk: list[FrameJob], rendered: list[RenderedFrame], from_disk: bool) -> None:
+        """Rank 0 takes in a batch another rank saved: its checksums and its announcement."""
+        for job in chunk:
+            for name in {*job.step_names, job.name}:
+                self.session.record(self.session.embedding_path(name))
+                self.session.record(self.session.image_path(name))
+        self._announce_all(chunk, rendered, from_disk)
+
+    def _render_chunk(self, chunk: list[FrameJob], settings: RenderSettings,
+                      pad_to: int | None) -> list[RenderedFrame]:
+        names = tuple(job.name for job in chunk)
+        started = time.perf_counter()
+        rendered = self.engine.render(
+            [job.input for job in chunk], settings,
+            on_step=lambda step, total: self.emit(Step(names, step, total)),
+            cancel=self.cancel, pad_to=pad_to,
+        )
+        for job, frame in zip(chunk, rendered):
+            if job.finish is not None:
+                frame.image = job.finish(frame.image)
+        self.writer.submit(self._save_chunk, chunk, rendered, time.perf_counter() - started)
+        return rendered
+
+    # saving (on the writer's thread) ---------------------------------------------
+    def _save_chunk(self, chunk: list[FrameJob], rendered: list[RenderedFrame],
+                    render_s: float) -> None:
+        for job, frame in zip(chunk, rendered):
+            for step_name, (step_embed, step_image) in zip(job.step_names, frame.steps):
+                if step_name != job.name:  # the final frame is written just below
+                    self.session.write_frame(step_name, step_image, job.input.prompt_embed,
+                                             job.input.noise, step_embed)
+            self.session.write_frame(job.name, frame.image, job.input.prompt_embed,
+                                     job.input.noise, frame.image_embed)
+        if self.root:
+            self._add_render_time(render_s)
+            self._announce_all(chunk, rendered, False)
+
+    def _add_render_time(self, seconds: float) -> None:
+        timings = self.session.manifest.get("timings")
+        timings = dict(timings) if isinstance(timings, dict) else {}
+        before = timings.get("render_s")
+        before = before if isinstance(before, (int, float)) else 0.0
+        timings["render_s"] = round(before + seconds, 3)
+        self.session.manifest["timings"] = timings
+
+    def _announce(self, name: str, image, from_disk: bool = False) -> None:
+        """A frame is on disk: tell the front end and count it."""
+        self.emit(FrameReady(self.frames_done, name, self.session.image_path(name), image, from_disk))
+        self.frames_done += 1
+
+    def _announce_all(self, chunk: list[FrameJob], rendered: list[RenderedFrame],
+                      from_disk: bool) -> None:
+        for job, frame in zip(chunk, rendered):
+            self._announce(job.name, frame.image, from_disk)
+        self._save_progress()
+
+    def _save_progress(self) -> None:
+        self.session.update(frames_done=max(self.done_before, self.frames_done))
+
+    def _save_images(self, request: SaveImages) -> None:
+        """Frames made without diffusion; with several ranks each writes its share."""
+        ranks = self.group.size if self.group is not None else 1
+        rank = self.group.rank if self.group is not None else 0
+        mine = [(name, image) for i, (name, image) in enumerate(request.images) if i % ranks == rank]
+        self.writer.submit(self._write_images, mine)
+        if self.group is not None:
+            self.writer.flush()
+            self.group.gather(None)  # all shares are on disk
+        if self.root:
+            self.writer.submit(self._announce_images, request, {name for name, _ in mine})
+
+    def _write_images(self, images: list[tuple[str, Any]]) -> None:
+        for name, image in images:
+            self.session.write_image(name, image)
+
+    def _announce_images(self, request: SaveImages, written_here: set[str]) -> None:
+        for name, image in request.images:
+            if name not in written_here:
+                self.session.record(self.session.image_path(name))
+            self._announce(name, image)
+        self._save_progress()
+
+    def _copy(self, request: Copy) -> None:
+        for source, target in request.pairs:
+            self.session.copy_frame(source, target)
+            self._announce(target, self.session.read_image(target))
+        self._save_progress()
+
+    # resuming and media -----------------------------------------------------------
+    def _job_on_disk(self, job: FrameJob) -> bool:
+        return self.session.has_frame(job.name) and all(self.session.has_frame(n) for n in job.step_names)
+
+    def _from_disk(self, job: FrameJob) -> RenderedFrame:
+        embed = self.session.read_embedding(job.name)["image_embed"]
+        return RenderedFrame(image_embed=embed, image=self.session.read_image(job.name))
+
+    def _media(self, request: Media) -> None:
+        recorded = [m for m in media_entries(self.session) if m.name != request.name]
+        self.session.update(media=[asdict(m) for m in [*recorded, request]])
+        video = request.video
+        if video and (reason := video_unavailable()):
+            video = False
+            if not self.video_skipped:
+                self.video_skipped = True
+                self.emit(Notice(f"{reason}; skipping MP4 videos (GIFs are written)"))
+        paths = write_media(self.session, request, gif=True, video=video, fps=1000 / self.frame_ms)
+        self.outputs.extend(paths)
+        self.emit(MediaWritten(tuple(paths)))
+

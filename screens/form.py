@@ -43,6 +43,10 @@ class ExperimentForm(LseScreen[None]):
     """
 
     CSS_PATH = "form.tcss"
+    HELP_TITLE = "Experiment form"
+    WIDGET_KEYS = (("tab shift+tab", "Next / previous field"),
+                   ("space ⏎", "Turn a switch on or off; open a list"),
+                   ("f1", "These keys, while typing in a field (? types a ?)"))
     BINDINGS = [
         Binding("ctrl+r", "run", "Run", id="form.run"),
         Binding("ctrl+o", "pick_file", "Pick file", id="form.pick"),

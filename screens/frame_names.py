@@ -1,0 +1,51 @@
+"""Frames in story order, with labels people read rather than file names.
+
+A frame's file name says where it sits in its experiment (``frame-00008``,
+``direction-1_randwalkstep-3``, ``difevol-gen-002``); sorting by its numbers puts
+the frames in the order they tell the story, whatever order they were made in
+(an outpaint keyframe is made before the fillers that lead up to it).
+"""
+
+from __future__ import annotations
+
+import re
+
+_NUMBERS = re.compile(r"(\d+)")
+# "start" is step 0 of whatever it starts (a walk's direction, a diffevolution).
+_START = re.compile(r"(?<![a-z])start(?![a-z])")
+
+# How the words of file names read in a list.
+_WORDS = {
+    "output": "image",
+    "diffstep": "step",
+    "randwalkstep": "step",
+    "lstitms": "between",
+    "difevol-gen": "gen",
+    "difevol": "",
+    "diffusion-grid": "all steps (grid)",
+}
+_PART = re.compile(r"(?P<word>[a-z-]+?)-(?P<value>\d+(?:,\d+)*|start)")
+
+
+def story_key(name: str) -> list[int | str]:
+    """Sort key: numbers compare as numbers, ``start`` comes before step 1."""
+    parts = _NUMBERS.split(_START.sub("0", name))
+    # split() alternates text and digits, so equal positions always hold equal types.
+    return [int(part) if i % 2 else part for i, part in enumerate(parts)]
+
+
+def frame_label(name: str) -> str:
+    """``output-0_direction-1_randwalkstep-3`` → ``image 0 · direction 1 · step 3``."""
+    words = []
+    for part in name.split("_"):
+        match = _PART.fullmatch(part)
+        if match is None:
+            words.append(_WORDS.get(part, part))
+            continue
+        word, value = _WORDS.get(match["word"], match["word"]), match["value"]
+        if value == "start":
+            words.append("start")
+            continue
+        numbers = [str(int(n)) for n in value.split(",")]
+        words.append(f"{word} {'→'.join(numbers)}".strip())
+    return " · ".join(words)

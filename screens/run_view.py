@@ -71,12 +71,16 @@ class RunScreen(Screen[str | None]):
             self.loaded = loaded
 
     BINDINGS = [
-        Binding("g", "open_grid", "Choose", id="run.grid"),
-        Binding("q", "stop", "Stop (resumable)", id="run.stop"),
+        Binding("g", "open_grid", "Choose", id="run.grid",
+                tooltip="Back to the diffevolution grid that waits for your choice"),
+        Binding("q", "stop", "Stop (resumable)", id="run.stop",
+                tooltip="Stop; finished frames stay and the session can be resumed"),
         Binding("left,h", "step_frame(-1)", "Prev", key_display="←", id="run.prev"),
         Binding("right,l", "step_frame(1)", "Next", key_display="→", id="run.next"),
-        Binding("z", "zoom", "Zoom", id="run.zoom"),
-        Binding("y", "copy_path", "Copy path", id="run.copy"),
+        Binding("z", "zoom", "Zoom", id="run.zoom",
+                tooltip="The frame shown as large as the terminal allows"),
+        Binding("y", "copy_path", "Copy path", id="run.copy",
+                tooltip="Copy the session folder's path to the clipboard"),
         Binding("escape", "back", "Back", id="run.back"),
     ]
 

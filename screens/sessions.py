@@ -52,11 +52,15 @@ class SessionsScreen(LseScreen[None]):
                    ("⏎ tab", "From the sessions to their frames (tab: and back)"))
     BINDINGS = [
         # One key, two meanings: the footer shows the one the selected session has.
-        Binding("r", "resume", "Resume", id="sessions.resume"),
-        Binding("r", "continue_session", "Continue", id="sessions.continue"),
-        Binding("e", "export", "Export GIF/MP4", id="sessions.export"),
+        Binding("r", "resume", "Resume", id="sessions.resume",
+                tooltip="Resume a stopped session where it stopped"),
+        Binding("r", "continue_session", "Continue", id="sessions.continue",
+                tooltip="Continue a finished diffevolution: new generations join its lineage"),
+        Binding("e", "export", "Export", id="sessions.export",
+                tooltip="Write the session's GIF and MP4 again from its frames"),
         Binding("n", "new_from_frame", "New from frame", id="sessions.new"),
-        Binding("z", "zoom", "Zoom", id="sessions.zoom"),
+        Binding("z", "zoom", "Zoom", id="sessions.zoom",
+                tooltip="The selected frame as large as the terminal allows"),
         Binding("f5", "reload", "Reload", id="sessions.reload"),
         Binding("escape", "back", "Back", id="sessions.back"),
     ]
@@ -76,7 +80,7 @@ class SessionsScreen(LseScreen[None]):
                 yield Label("", id="frames-title", classes="pane-title")
                 yield OptionList(id="session-frames")
             yield FramePreview(self.lse.graphics, id="session-preview")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#session-table", DataTable)

@@ -147,7 +147,7 @@ async def test_question_mark_lists_every_key_of_the_screen(out: Path) -> None:
         await pilot.press("escape")
         assert isinstance(app.screen, HomeScreen)
 
-        await pilot.press("s", "question_mark")
+        await pilot.press("s", "question_mark")  # an empty sessions folder: nothing to export
         rows = {row.description: row for row in app.screen.rows}
         assert {b.tooltip or b.description for b in SessionsScreen.BINDINGS} <= set(rows)
-        assert not rows["Export GIF/MP4"].available  # no session selected
+        assert not rows["Write the session's GIF and MP4 again from its frames"].available

@@ -129,7 +129,8 @@ class RunScreen(Screen[str | None]):
             with Vertical(id="strip"):
                 yield Label("frames (←/→, z: zoom)", classes="strip-title")
                 yield OptionList(id="frame-list")
-        yield RichLog(id="run-log", wrap=True, markup=False)
+        # min_width 0: lines wrap at the log's own width (its default, 78, cuts them at 80 columns).
+        yield RichLog(id="run-log", wrap=True, markup=False, min_width=0)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:

@@ -61,7 +61,8 @@ class SessionsScreen(LseScreen[None]):
         Binding("n", "new_from_frame", "New from frame", id="sessions.new"),
         Binding("z", "zoom", "Zoom", id="sessions.zoom",
                 tooltip="The selected frame as large as the terminal allows"),
-        Binding("f5", "reload", "Reload", id="sessions.reload"),
+        # Not in the footer (it would push "? Keys" off 80 columns); the keys help lists it.
+        Binding("f5", "reload", "Reload", id="sessions.reload", show=False),
         Binding("escape", "back", "Back", id="sessions.back"),
     ]
 

@@ -125,6 +125,10 @@ async def test_the_run_view_preview_fills_its_space_and_zooms(out: Path) -> None
     async with app.run_test(size=(80, 24)) as pilot:
         run = await run_config_in_app(pilot, out, model_identifier="txt2img",
                                       exp_identifier="single-inference", prompt="a fox")
+        # Long paths in the log wrap within its width, none is cut at 80 columns.
+        log = run.query_one("#run-log")
+        assert log.lines and all(strip.cell_length <= log.scrollable_content_region.width
+                                 for strip in log.lines)
         preview = run.query_one("#preview")
         image = preview.query_one(".preview-image").size
         # The frame takes the preview's height but its two caption rows: 80x24 leaves 13.

@@ -71,7 +71,7 @@ async def test_outpaint_frames_are_listed_in_the_order_of_the_walk(out: Path) ->
                           "frame 3 · filler", "frame 4 · keyframe 2 · up"]
 
 
-def test_the_sessions_browser_lists_a_walk_from_its_start() -> None:
+def test_frame_names_sort_in_story_order_and_read_as_words() -> None:
     names = ["output-0_direction-0_randwalkstep-2", "output-0_direction-0_randwalkstep-start",
              "output-0_direction-0_randwalkstep-1", "output-0_direction-1_randwalkstep-start",
              "output-0_direction-0_randwalkstep-10"]
@@ -85,6 +85,16 @@ def test_the_sessions_browser_lists_a_walk_from_its_start() -> None:
     assert frame_label("output-0_frame-0001_lstitms-0,1_step-1") == (
         "image 0 · frame 1 · between 0→1 · step 1")
     assert frame_label("difevol-gen-002_parent-1_gene-3") == "gen 2 · parent 1 · gene 3"
+    # The original tool's names: an outpaint keyframe comes after the fillers leading to it.
+    outpaint = ["frame-1", "1_filler_frame_1", "frame-0", "init", "0_filler_frame_2",
+                "0_filler_frame_1"]
+    assert sorted(outpaint, key=story_key) == ["init", "0_filler_frame_1", "0_filler_frame_2",
+                                               "frame-0", "1_filler_frame_1", "frame-1"]
+    assert [frame_label(n) for n in ("init", "0_filler_frame_2", "frame-0")] == [
+        "start", "keyframe 0 · filler 2", "keyframe 0"]
+    assert sorted(["difevostep-1_parent-start_gene-0", "difevostep-start"], key=story_key)[0] == (
+        "difevostep-start")
+    assert frame_label("difevostep-1_parent-start_gene-0") == "gen 1 · parent start · gene 0"
 
 
 def test_a_random_walk_session_starts_at_its_start_frame(out: Path) -> None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rich.text import Text
+from rich.table import Table
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Label
+from textual.widgets import Label, Static
 
 
 @dataclass(frozen=True)
@@ -62,17 +62,18 @@ class KeysScreen(ModalScreen[None]):
         self.rows = rows
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
-            yield Label(f"Keys · {self.title_text}", id="dialog-title")
-            yield DataTable(id="keys", cursor_type="none", zebra_stripes=True, show_header=False)
-            yield Label("dim: not available right now · esc: close", classes="dialog-help")
-
-    def on_mount(self) -> None:
-        table = self.query_one("#keys", DataTable)
-        table.add_columns("key", "what it does")
+        # A table that wraps long descriptions, rather than cutting them at 80 columns.
+        table = Table(box=None, show_header=False, padding=(0, 2, 0, 0), expand=True)
+        table.add_column("key", no_wrap=True, style="bold")
+        table.add_column("what it does", ratio=1)
         for row in self.rows:
             style = "" if row.available else "dim"
-            table.add_row(Text(row.keys, style=f"bold {style}"), Text(row.description, style=style))
+            table.add_row(row.keys, row.description, style=style)
+        with Vertical(id="dialog"):
+            yield Label(f"Keys · {self.title_text}", id="dialog-title")
+            with VerticalScroll(id="keys"):
+                yield Static(table)
+            yield Label("dim: not available right now · esc: close", classes="dialog-help")
 
     def action_close(self) -> None:
         self.dismiss(None)

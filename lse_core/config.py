@@ -68,6 +68,12 @@ DEFAULT_MODEL_IDS = {
     "img2img": "stabilityai/stable-diffusion-2-1",
     "inpaint": "stabilityai/stable-diffusion-2-inpainting",
 }
+# Defaults that depend on the experiment (a key's schema default serves the others).
+# The CLI and the TUI form both read them through ``default_value``.
+EXPERIMENT_DEFAULTS: dict[str, dict[str, Any]] = {
+    # A gene moves this far from its parent; a random walk's 0.02 shows almost no change.
+    "diffevolution": {"step_size": 0.3},
+}
 
 
 def resolve_scheduler_name(name: str) -> str:
@@ -162,6 +168,15 @@ class ExperimentConfig(BaseModel):
             raise ValueError("unknown scheduler (valid: "
                              f"{', '.join(s.removesuffix('Scheduler') for s in SCHEDULERS)})") from None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _experiment_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            defaults = EXPERIMENT_DEFAULTS.get(data.get("exp_identifier"), {})
+            data = {**defaults, **{k: v for k, v in data.items()
+                                   if v is not None or k not in defaults}}
+        return data
+
     @field_validator("height", "width")
     @classmethod
     def _multiple_of_8(cls, value: int | None) -> int | None:
@@ -246,6 +261,11 @@ def _check_experiment_keys(cfg: ExperimentConfig) -> None:
 
 
 KNOWN_KEYS = tuple(ExperimentConfig.model_fields)
+
+
+def default_value(key: str, experiment: str) -> Any:
+    """What an unset ``key`` means in ``experiment``."""
+    return EXPERIMENT_DEFAULTS.get(experiment, {}).get(key, ExperimentConfig.model_fields[key].default)
 
 
 def _none_strings(data: dict[Any, Any]) -> dict[Any, Any]:

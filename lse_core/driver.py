@@ -218,15 +218,18 @@ class PlanDriver:
         timings["render_s"] = round(before + seconds, 3)
         self.session.manifest["timings"] = timings
 
-    def _announce(self, name: str, image, from_disk: bool = False) -> None:
-        """A frame is on disk: tell the front end and count it."""
-        self.emit(FrameReady(self.frames_done, name, self.session.image_path(name), image, from_disk))
+    def _announce(self, name: str, image, from_disk: bool = False,
+                  step_names: tuple[str, ...] = ()) -> None:
+        """A frame (and the frames of its steps) is on disk: tell the front end and count it."""
+        steps = tuple(self.session.image_path(n) for n in step_names if n != name)
+        self.emit(FrameReady(self.frames_done, name, self.session.image_path(name), image,
+                             from_disk, steps))
         self.frames_done += 1
 
     def _announce_all(self, chunk: list[FrameJob], rendered: list[RenderedFrame],
                       from_disk: bool) -> None:
         for job, frame in zip(chunk, rendered):
-            self._announce(job.name, frame.image, from_disk)
+            self._announce(job.name, frame.image, from_disk, job.step_names)
         self._save_progress()
 
     def _save_progress(self) -> None:

@@ -48,6 +48,8 @@ class FrameReady:
     path: Path
     image: Any  # PIL.Image.Image
     from_disk: bool = False
+    # visualize-diffusion: the frames saved for the denoising steps before this one, in order.
+    step_paths: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from lse_core.progress import EXIT_DONE
 
 from .dialogs import YAML_SUFFIXES, PathDialog
 from .form import ExperimentForm
+from .help import KeysScreen, key_rows
 from .home import HomeScreen
 from .preview import GRAPHICS, image_widget_class
 from .run_view import RunScreen
@@ -28,7 +29,11 @@ DEFAULT_SESSIONS = Path("sessions")
 
 class LseApp(App[int]):
     TITLE = "lse"
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", id="app.quit", show=False, priority=True)]
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", show=False, priority=True),
+        # ? types itself into a text field; F1 opens the keys there too.
+        Binding("f1,question_mark", "show_keys", "Keys", key_display="?", id="app.keys"),
+    ]
 
     def __init__(self, model: str | None = None, graphics: str = "auto",
                  sessions_dir: Path = DEFAULT_SESSIONS) -> None:
@@ -95,11 +100,18 @@ class LseApp(App[int]):
         self.push_screen(RunScreen(ExperimentRun(cfg), title, self.graphics),
                          lambda message: on_bad_input(message) if message else None)
 
-    def resume(self, session: Path) -> None:
+    def resume(self, session: Path, verb: str = "resume") -> None:
+        """Resume a stopped session, or continue a finished diffevolution (``verb``)."""
         from lse_core.run import ExperimentRun
 
-        self.push_screen(RunScreen(ExperimentRun(resume=session), f"resume {session.name}",
+        self.push_screen(RunScreen(ExperimentRun(resume=session), f"{verb} {session.name}",
                                    self.graphics))
+
+    def action_show_keys(self) -> None:
+        screen = self.screen
+        if not isinstance(screen, KeysScreen):
+            title = getattr(screen, "HELP_TITLE", type(screen).__name__)
+            self.push_screen(KeysScreen(title, key_rows(screen, self)))
 
     def on_run_screen_model_loaded(self, message: RunScreen.ModelLoaded) -> None:
         self.loaded = message.loaded

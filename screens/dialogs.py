@@ -1,4 +1,5 @@
-"""Small modal dialogs: pick or type a file path, pick one of a few choices, type a line."""
+"""Small modal dialogs: pick or type a file path, pick one of a few choices, type a line,
+confirm a step that cannot be undone."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DirectoryTree, Input, Label, OptionList
+from textual.widgets import DirectoryTree, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -119,7 +120,8 @@ class TextDialog(ModalScreen[str | None]):
         with Vertical(id="dialog"):
             yield Label(self.title_text, id="dialog-title")
             yield Input(placeholder="enter: ok · esc: cancel", id="text")
-            yield Label(self.help, classes="dialog-help")
+            # Static, not Label: a long help wraps instead of being cut at the dialog's edge.
+            yield Static(self.help, classes="dialog-help")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -127,10 +129,35 @@ class TextDialog(ModalScreen[str | None]):
         if problem is None:
             self.dismiss(event.value)
         else:
-            self.query_one(".dialog-help", Label).update(problem)
+            self.query_one(".dialog-help", Static).update(problem)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """Yes or no; only ``y`` or enter says yes, so a stray esc never does."""
+
+    CSS_PATH = "dialogs.tcss"
+    BINDINGS = [
+        Binding("y,enter", "answer(True)", "Yes", id="confirm.yes"),
+        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
+    ]
+
+    def __init__(self, title: str, text: str, yes: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.text = text
+        self.yes = yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.title_text, id="dialog-title")
+            yield Static(self.text)
+            yield Label(f"y/enter: {self.yes} · n/esc: cancel", classes="dialog-help")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
 
 
 def _relative(path: Path) -> Path:

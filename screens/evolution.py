@@ -2,6 +2,8 @@
 
 The run view pushes it when the core waits for a choice and passes the
 ``Choice`` it is dismissed with to ``run.choose``; the grid never touches the run.
+Esc leaves the grid without an answer (the run keeps waiting, ``g`` in the run
+view comes back); only ``x``, confirmed, ends the run.
 """
 
 from __future__ import annotations
@@ -20,27 +22,31 @@ from textual.widgets import Footer, Label, Static
 from lse_core.events import GenerationReady, WaitingForChoice
 from lse_core.choices import Choice, parse_choice
 
-from .dialogs import ChoiceDialog, TextDialog
+from .dialogs import ChoiceDialog, ConfirmDialog, TextDialog
 from .preview import image_widget_class, load_frame
+from .viewer import FrameViewer
 
 # Rows the screen keeps for its title, status line and footer.
 CHROME_ROWS = 3
-# A tile's border (2 rows, 2 columns) and its label row around the preview.
-TILE_COLUMNS, TILE_ROWS = 2, 3
+# Tiles have no border (the selected one is coloured instead), one column
+# between them, and a label row under the preview.
+GUTTER, LABEL_ROWS = 1, 1
 # Previews narrower than this many cells show too little to choose by: genes become a list.
 MIN_PREVIEW = 10
 
 
-def grid_layout(genes: int, width: int, height: int) -> tuple[int, int]:
-    """The column count giving the largest square previews, and that preview's width in cells.
+def grid_layout(genes: int, width: int, height: int, aspect: float = 1.0) -> tuple[int, int]:
+    """The column count giving the largest previews, and that preview's width in cells.
 
-    A cell is about twice as tall as it is wide, so a square preview spans
-    twice as many columns as rows.
+    ``aspect`` is the frames' height over their width. A cell is about twice
+    as tall as it is wide, so a square preview spans twice as many columns as rows.
     """
     best = (1, 0)
     for columns in range(1, genes + 1):
         rows = math.ceil(genes / columns)
-        side = min(width // columns - TILE_COLUMNS, 2 * (height // rows - TILE_ROWS))
+        tile_width = (width - GUTTER * (columns - 1)) // columns
+        tile_rows = height // rows - LABEL_ROWS
+        side = min(tile_width, int(2 * tile_rows / aspect))
         if side > best[1]:
             best = (columns, side)
     return best
@@ -95,25 +101,41 @@ class GeneTile(Vertical):
         yield Label(f"gene {self.gene}", classes="gene-label")
 
 
-class EvolutionScreen(Screen[Choice]):
-    """All genes of one generation; dismissed with the user's ``Choice``."""
+class EvolutionScreen(Screen[Choice | None]):
+    """All genes of one generation; dismissed with the user's ``Choice``, or None
+    when left with esc (the run keeps waiting for the answer)."""
 
     CSS_PATH = "evolution.tcss"
+    HELP_TITLE = "Diffevolution grid"
     BINDINGS = [
-        Binding("left", "move(-1, 0)", "Move", key_display="←↑↓→", id="evolution.left"),
+        # The arrows are in the help (?), not the footer, so that all keys fit in 80 columns.
+        Binding("left", "move(-1, 0)", "Move", show=False, id="evolution.left"),
         Binding("right", "move(1, 0)", "Move", show=False, id="evolution.right"),
         Binding("up", "move(0, -1)", "Move", show=False, id="evolution.up"),
         Binding("down", "move(0, 1)", "Move", show=False, id="evolution.down"),
-        # The digits share the footer entry of enter, so that all keys fit in 80 columns.
-        Binding("enter", "pick", "Pick", key_display="⏎/0-9", id="evolution.pick"),
-        *[Binding(str(d), f"pick({d})", f"Pick gene {d}", show=False, id=f"evolution.gene{d}")
-          for d in range(10)],
-        Binding("r", "reroll", "Re-roll", id="evolution.reroll"),
-        Binding("a", "auto", "Auto", id="evolution.auto"),
-        Binding("p", "prompt", "Prompt", id="evolution.prompt"),
-        Binding("b", "lineage", "Back", id="evolution.lineage"),
-        Binding("colon", "type", "Type", key_display=":", id="evolution.type"),
-        Binding("x,escape", "end", "End", key_display="x", id="evolution.end"),
+        # The digits share the footer entry of enter.
+        Binding("enter", "pick", "Pick", key_display="⏎/0-9", id="evolution.pick",
+                tooltip="The selected gene becomes the next parent"),
+        *[Binding(str(d), f"pick({d})", "Pick gene by number", show=False,
+                  id=f"evolution.gene{d}") for d in range(10)],
+        Binding("r", "reroll", "Re-roll", id="evolution.reroll",
+                tooltip="Same parent, new random genes"),
+        Binding("a", "auto", "Auto", id="evolution.auto",
+                tooltip="Let lse pick for N generations"),
+        Binding("p", "prompt", "Prompt", id="evolution.prompt",
+                tooltip="A new target prompt the genes move towards"),
+        Binding("b", "lineage", "Back", id="evolution.lineage",
+                tooltip="Step back to any earlier node of the lineage"),
+        Binding("colon", "type", "Type", key_display=":", id="evolution.type",
+                tooltip="Type an answer in the console syntax"),
+        Binding("z", "zoom", "Zoom", id="evolution.zoom",
+                tooltip="The selected gene as large as the terminal allows"),
+        Binding("x", "end", "End", id="evolution.end",
+                tooltip="End the run and write the lineage GIF (asks first)"),
+        Binding("escape", "leave", "Run view", show=False, id="evolution.leave",
+                tooltip="Back to the run view; the run keeps waiting (g there comes back)"),
+        Binding("q", "explain_quit", "Stop", show=False, id="evolution.quit",
+                tooltip="Says how to stop: the run view's q (resumable), or x"),
     ]
 
     def __init__(self, ready: GenerationReady, waiting: WaitingForChoice, graphics: str,
@@ -122,6 +144,7 @@ class EvolutionScreen(Screen[Choice]):
         self.ready = ready
         self.waiting = waiting
         self.image_class = image_widget_class(graphics)
+        self.graphics = graphics
         self.problem = problem
         self.selected = 0
         self.columns = 1
@@ -137,14 +160,19 @@ class EvolutionScreen(Screen[Choice]):
                          if self.image_class is not None else None)
                 yield GeneTile(gene, image)
         yield Static(id="evo-status")
-        yield Footer(compact=True)
+        # The palette (ctrl+p) is in the keys help: its footer entry would push "? Keys" off 80 columns.
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self._select(0)
 
     def on_resize(self, event: Resize) -> None:
         genes = len(self.ready.names)
-        columns, side = grid_layout(genes, event.size.width, event.size.height - CHROME_ROWS)
+        first = next((image for image in self.query(".gene-image")
+                      if getattr(image, "image", None) is not None), None)
+        aspect = first.image.height / first.image.width if first is not None else 1.0
+        columns, side = grid_layout(genes, event.size.width, event.size.height - CHROME_ROWS,
+                                    aspect)
         compact = self.image_class is None or side < MIN_PREVIEW
         self.columns = 1 if compact else columns
         self.set_class(compact, "-compact")
@@ -159,11 +187,10 @@ class EvolutionScreen(Screen[Choice]):
         status.update(self.problem or f"gene {gene}: {self.ready.names[gene]}")
 
     # keys ---------------------------------------------------------------------
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "pick" and parameters:
-            gene = parameters[0]
-            return isinstance(gene, int) and gene < len(self.ready.names)
-        return True
+    def _say(self, problem: str) -> None:
+        """A key that cannot do anything here says why in the status line."""
+        self.problem = problem
+        self._select(self.selected)
 
     def action_move(self, dx: int, dy: int) -> None:
         target = self.selected + dx + dy * self.columns
@@ -172,13 +199,38 @@ class EvolutionScreen(Screen[Choice]):
             self._select(target)
 
     def action_pick(self, gene: int | None = None) -> None:
+        genes = len(self.ready.names)
+        if gene is not None and gene >= genes:
+            self._say(f"gene {gene}: this generation has genes 0 to {genes - 1}")
+            return
         self.dismiss(Choice(gene=self.selected if gene is None else gene))
 
     def action_reroll(self) -> None:
         self.dismiss(Choice())
 
     def action_end(self) -> None:
-        self.dismiss(Choice(end=True))
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.dismiss(Choice(end=True))
+
+        self.app.push_screen(ConfirmDialog(
+            "End this diffevolution?",
+            "lse writes the lineage GIF and video. You can continue the session later: "
+            "r in the sessions browser, or lse resume SESSION.",
+            "End it"), confirmed)
+
+    def action_leave(self) -> None:
+        self.dismiss(None)
+
+    def action_explain_quit(self) -> None:
+        self._say("the run waits for your choice · esc: back to the run view, where q stops "
+                  "it (resumable) · x: end it")
+
+    def action_zoom(self) -> None:
+        frames = list(zip(self.ready.names, self.ready.paths))
+        title = f"generation {self.waiting.generation}"
+        self.app.push_screen(FrameViewer(frames, self.selected, self.graphics, title),
+                             self._select)
 
     def _ask(self, dialog: Screen[str | None], to_choice: Callable[[str], Choice]) -> None:
         def answered(text: str | None) -> None:
@@ -213,7 +265,9 @@ class EvolutionScreen(Screen[Choice]):
                 return str(exc)
             return None
 
-        self._ask(TextDialog("Action in the console syntax", self.waiting.help, check),
+        # One line per form of the syntax: the core's one-line help is too wide for a dialog.
+        syntax = "\n".join(part.strip() for part in self.waiting.help.split("  ·  "))
+        self._ask(TextDialog("Action in the console syntax", syntax, check),
                   lambda text: parse_choice(text, genes))
 
     def action_lineage(self) -> None:

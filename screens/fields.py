@@ -16,8 +16,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from annotated_types import Ge, Gt, Le, Lt
 
-from lse_core.config import ExperimentConfig
 from lse_core.errors import BadInput
+from lse_core.config import (
+    SCHEDULERS,
+    ExperimentConfig,
+    default_value,
+    ignored_keys,
+    resolve_scheduler_name,
+)
 
 FieldKind = Literal["bool", "choice", "number", "text", "path", "prompt", "list"]
 
@@ -60,6 +66,12 @@ SHARED_SECTIONS = ("Image", "Model", "Output")
 KIND_IMAGE_KEYS = {"txt2img": (), "img2img": ("image", "strength"), "inpaint": ("image", "mask")}
 EXPERIMENT_IMAGE_KEYS = {"outpaint-walk": ("image",)}
 
+# Keys the config takes as free text that have a fixed set of valid values:
+# the form offers them as a list, so a typo cannot happen there.
+CHOICE_KEYS: dict[str, tuple[str, ...]] = {"scheduler": SCHEDULERS}
+# A switch that may also be left to lse (``compile``: unset means on CUDA only).
+AUTO_SWITCH = {"auto": None, "on": True, "off": False}
+
 LIST_HINTS = {
     "inter_prompts": "one per line: prompt|negative, or an embedding file",
     "inter_noises": "one per line: a seed, or an embedding file",
@@ -72,6 +84,7 @@ UNSET_HINTS = {
     "height": "model's native size",
     "width": "model's native size",
     "batch_size": "from free memory",
+    "compile": "auto: on CUDA, off on a CPU",
     "prompt": "text",
     "negative": "negative prompt (optional)",
 }
@@ -123,14 +136,19 @@ def _bare(annotation: Any) -> Any:
     return typing.get_args(annotation)[0] if typing.get_origin(annotation) is Annotated else annotation
 
 
-def spec_for(key: str) -> FieldSpec:
-    """How the form edits one schema key."""
+def spec_for(key: str, experiment: str | None = None) -> FieldSpec:
+    """How the form edits one schema key (of ``experiment``, whose defaults may differ)."""
     field = ExperimentConfig.model_fields[key]
     annotation = _without_none(field.annotation)
-    default = field.default
+    default = field.default if experiment is None else default_value(key, experiment)
     hint = _constraint_hint(field.metadata)
     if key == "prompt":
         return FieldSpec(key, "prompt", default)
+    if key in CHOICE_KEYS:
+        return FieldSpec(key, "choice", default, choices=CHOICE_KEYS[key])
+    if annotation is bool and field.default is None:
+        return FieldSpec(key, "choice", "auto", choices=tuple(AUTO_SWITCH),
+                         hint=UNSET_HINTS.get(key, ""))
     if annotation is bool:
         return FieldSpec(key, "bool", default)
     if typing.get_origin(annotation) is Literal:
@@ -152,17 +170,23 @@ def sections_for(kind: str, experiment: str) -> list[tuple[str, list[FieldSpec]]
     hidden = {k for keys in SECTIONS.values() for k in keys} - {
         k for name in names for k in SECTIONS[name]}
     hidden |= set(SECTIONS["Image"]) - set(image_keys)
+    hidden |= set(ignored_keys(experiment))
     seen = set(SCREEN_KEYS) | hidden
     result = []
     for name in names:
         keys = [k for k in SECTIONS[name] if k not in seen]
         seen.update(keys)
         if keys:
-            result.append((name, [spec_for(k) for k in keys]))
+            result.append((name, [spec_for(k, experiment) for k in keys]))
     advanced = [k for k in ExperimentConfig.model_fields if k not in seen]
     if advanced:
-        result.append(("Advanced", [spec_for(k) for k in advanced]))
+        result.append(("Advanced", [spec_for(k, experiment) for k in advanced]))
     return result
+
+
+def form_keys(kind: str, experiment: str) -> list[str]:
+    """Every key one experiment's form edits: the keys that experiment reads."""
+    return [spec.key for _, specs in sections_for(kind, experiment) for spec in specs]
 
 
 def parse_value(spec: FieldSpec, text: str) -> Any:
@@ -179,6 +203,8 @@ def parse_value(spec: FieldSpec, text: str) -> Any:
     text = text.strip()
     if not text:
         return None
+    if spec.choices == tuple(AUTO_SWITCH):
+        return AUTO_SWITCH[text]
     if spec.kind in ("text", "path", "prompt", "choice"):
         return text
     return _yaml_value(spec.key, text)
@@ -193,11 +219,27 @@ def _yaml_value(key: str, text: str) -> Any:
 
 def format_value(spec: FieldSpec, value: Any) -> str:
     """A config value → the text a field shows."""
+    if spec.choices == tuple(AUTO_SWITCH):
+        return next((word for word, meant in AUTO_SWITCH.items() if meant is value), str(value))
     if value is None or value == "None":
         return ""
     if spec.kind == "list":
         return "\n".join(str(item) for item in value)
+    if spec.key == "scheduler":
+        try:  # a short name from a YAML (Euler) shows as the list's full name
+            return resolve_scheduler_name(str(value))
+        except BadInput:
+            return str(value)  # kept, so the form can say what is wrong with it
     return str(value)
+
+
+_VALID_LIST = re.compile(r"\s*\(valid: [^)]*\)")
+
+
+def field_message(spec: FieldSpec, message: str) -> str:
+    """An error as its field shows it: a choice field lists the valid values
+    itself, so the message does not repeat them (13 schedulers flood a small screen)."""
+    return _VALID_LIST.sub("", message) if spec.kind == "choice" else message
 
 
 _WORD = re.compile(r"[a-z_]+")

@@ -5,19 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.events import DescendantFocus
-from textual.widgets import Collapsible, Footer, Label, Static
+from textual.widgets import Collapsible, Footer, Input, Label, Select, Static, Switch, TextArea
 
-from lse_core.config import ExperimentConfig, build_config, to_yaml
+from lse_core.config import ExperimentConfig, build_config
 from lse_core.errors import BadInput
 from lse_core.session import atomic_write_text
 
 from .base import LseScreen
 from .dialogs import EMBEDDING_SUFFIXES, IMAGE_SUFFIXES, YAML_SUFFIXES, PathDialog
-from .fields import format_value, key_in_message, parse_value, sections_for
+from .fields import SCREEN_KEYS, format_value, key_in_message, parse_value, sections_for
 from .form_fields import FieldRow
 from .texts import DESCRIPTIONS
 
@@ -25,11 +27,25 @@ SOURCE = "form"
 IMAGE_KEYS = ("image", "mask")
 
 
+def experiment_yaml(cfg: ExperimentConfig, keys: list[str]) -> str:
+    """The config as YAML with only ``keys`` (and the kind and experiment), unset ones left out."""
+    data = cfg.model_dump(include={*SCREEN_KEYS, *keys}, exclude_none=True)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
 class ExperimentForm(LseScreen[None]):
-    """Keys the form does not show (e.g. another experiment's, from a loaded
-    YAML) are kept as they were, so a config loaded and saved loses nothing."""
+    """The keys one experiment reads, and nothing else: keys of another
+    experiment in a loaded YAML are neither run nor saved.
+
+    Errors are checked on Ctrl+R/Ctrl+S; from the first check on, every edit
+    checks again, so a message disappears as soon as its value is fixed.
+    """
 
     CSS_PATH = "form.tcss"
+    HELP_TITLE = "Experiment form"
+    WIDGET_KEYS = (("tab shift+tab", "Next / previous field"),
+                   ("space ⏎", "Turn a switch on or off; open a list"),
+                   ("f1", "These keys, while typing in a field (? types a ?)"))
     BINDINGS = [
         Binding("ctrl+r", "run", "Run", id="form.run"),
         Binding("ctrl+o", "pick_file", "Pick file", id="form.pick"),
@@ -46,6 +62,7 @@ class ExperimentForm(LseScreen[None]):
         self.values = dict(values or {})
         self.check_now = check_now
         self.sections = sections_for(kind, experiment)
+        self.checking = False  # set by the first check; edits check again from then on
 
     def compose(self) -> ComposeResult:
         yield Label(f"{self.experiment} · {self.kind}", id="form-title")
@@ -73,29 +90,43 @@ class ExperimentForm(LseScreen[None]):
 
     # values -------------------------------------------------------------------
     def collect(self) -> dict[str, Any]:
-        """The config as the form holds it: shown fields over the kept keys."""
-        rows = self.rows
-        data = {k: v for k, v in self.values.items() if k not in rows}
-        data.update(model_identifier=self.kind, exp_identifier=self.experiment)
-        for key, row in rows.items():
+        """The config as the form holds it; empty fields stay unset (their default)."""
+        data: dict[str, Any] = {"model_identifier": self.kind, "exp_identifier": self.experiment}
+        for key, row in self.rows.items():
             value = parse_value(row.spec, row.get_text())
-            # Defaults stay implicit, so a saved config lists what the user chose.
             if value is not None and value != row.spec.default:
                 data[key] = value
         return data
 
-    def validate(self) -> ExperimentConfig | None:
-        """The form's config, or None after showing why at the offending field."""
-        self.show_error(None)
+    def check(self) -> tuple[ExperimentConfig | None, str | None]:
+        """The form's config, or what is wrong with it."""
         try:
             cfg = build_config(self.collect(), source=SOURCE)
         except BadInput as exc:
-            self.show_error(str(exc).removeprefix(f"{SOURCE}: "))
-            return None
+            return None, str(exc).removeprefix(f"{SOURCE}: ")
+        return cfg, None
+
+    def validate(self) -> ExperimentConfig | None:
+        """The form's config, or None after showing why at the offending field."""
+        self.checking = True
+        cfg, problem = self.check()
+        self.show_error(problem)
         return cfg
 
-    def show_error(self, message: str | None) -> None:
-        """Show a message at the field it names (else above the form); None clears all."""
+    @on(Input.Changed)
+    @on(TextArea.Changed)
+    @on(Switch.Changed)
+    @on(Select.Changed)
+    def recheck(self) -> None:
+        """After a check, each edit checks again without moving the cursor."""
+        if self.checking:
+            self.show_error(self.check()[1], focus=False)
+
+    def show_error(self, message: str | None, focus: bool = True) -> None:
+        """Show a message at the field it names (else above the form); None clears all.
+
+        ``focus`` moves the cursor to that field (on Ctrl+R), not while typing elsewhere.
+        """
         for row in self.rows.values():
             row.show_error(None)
         banner = self.query_one("#form-error", Static)
@@ -105,6 +136,8 @@ class ExperimentForm(LseScreen[None]):
         if not message or row is None:
             return
         row.show_error(message)
+        if not focus:
+            return
         for collapsible in row.ancestors_with_self:
             if isinstance(collapsible, Collapsible):
                 collapsible.collapsed = False
@@ -128,7 +161,7 @@ class ExperimentForm(LseScreen[None]):
             if path is None:
                 return
             try:
-                atomic_write_text(path, to_yaml(cfg))
+                atomic_write_text(path, experiment_yaml(cfg, list(self.rows)))
             except OSError as exc:
                 self.show_error(f"{path}: cannot write ({exc.strerror})")
                 return

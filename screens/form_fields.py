@@ -5,11 +5,15 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
-from textual.widgets import Checkbox, Input, Label, Select, Static, TextArea
+from textual.widgets import Input, Label, Select, Static, Switch, TextArea
 
 from lse_core.config import split_prompt
 
-from .fields import PATH_LIST_KEYS, FieldSpec
+from .fields import PATH_LIST_KEYS, FieldSpec, field_message
+
+
+def on_off(value: bool) -> str:
+    return "on" if value else "off"
 
 
 class FieldRow(Vertical):
@@ -38,9 +42,16 @@ class FieldRow(Vertical):
     def _editors(self) -> ComposeResult:
         spec, text, key = self.spec, self._initial, self.spec.key
         if spec.kind == "bool":
-            yield Checkbox(value=text.lower() == "true", id=f"edit-{key}", compact=True)
+            value = text.lower() == "true"
+            # The switch's position and the word beside it both say on or off.
+            yield Switch(value, animate=False, id=f"edit-{key}")
+            yield Label(on_off(value), classes=f"switch-state -{on_off(value)}")
         elif spec.kind == "choice":
-            yield Select([(c, c) for c in spec.choices], value=text or spec.default,
+            value = text or spec.default
+            # A value from a loaded YAML that is not a valid choice stays visible,
+            # with its error below, rather than being replaced without a word.
+            unknown = [] if value in spec.choices else [value]
+            yield Select([(c, c) for c in (*spec.choices, *unknown)], value=value,
                          allow_blank=False, id=f"edit-{key}", compact=True)
         elif spec.kind == "list":
             yield TextArea(text, id=f"edit-{key}", compact=True, soft_wrap=False,
@@ -64,7 +75,7 @@ class FieldRow(Vertical):
 
     def get_text(self) -> str:
         editor = self.editor
-        if isinstance(editor, Checkbox):
+        if isinstance(editor, Switch):
             return "true" if editor.value else "false"
         if isinstance(editor, Select):
             return str(editor.value)
@@ -86,7 +97,13 @@ class FieldRow(Vertical):
             assert isinstance(editor, Input)
             editor.value = path
 
+    def on_switch_changed(self, event: Switch.Changed) -> None:
+        state = self.query_one(".switch-state", Label)
+        state.update(on_off(event.value))
+        state.set_class(event.value, "-on")
+        state.set_class(not event.value, "-off")
+
     def show_error(self, message: str | None) -> None:
         error = self.query_one(".field-error", Static)
-        error.update(message or "")
+        error.update(field_message(self.spec, message) if message else "")
         self.set_class(bool(message), "-invalid")

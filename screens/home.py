@@ -41,6 +41,10 @@ def frames_text(summary: SessionSummary) -> str:
 
 class HomeScreen(LseScreen[None]):
     CSS_PATH = "home.tcss"
+    HELP_TITLE = "Home"
+    WIDGET_KEYS = (("← → ↑ ↓", "Choose an experiment and a model kind"),
+                   ("tab", "To the recent sessions and back"),
+                   ("⏎ on a recent session", "Open it in the sessions browser"))
     BINDINGS = [
         Binding("enter", "open_form", "Open form", id="home.open", priority=True),
         Binding("s", "sessions", "Sessions", id="home.sessions"),

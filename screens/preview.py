@@ -6,9 +6,11 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Container, Vertical
 from textual.widget import Widget
 from textual.widgets import Static
+
+from .frame_names import frame_label
 
 GRAPHICS = ("auto", "kitty", "sixel", "halfcell", "none")
 
@@ -41,39 +43,49 @@ def load_frame(path: Path) -> PILImage.Image | None:
 
 
 class FramePreview(Vertical):
-    """The frame's image (when a renderer is on) above a caption naming it."""
+    """The frame's image, as large as its space allows, above a caption naming it.
+
+    The caption gives the frame's label and size, then its file name, or its
+    full path with ``full_path`` (the frame viewer has the room for it).
+    """
 
     DEFAULT_CSS = """
     FramePreview {
         height: 1fr;
-        align: center top;
     }
-    FramePreview > .preview-image {
-        width: auto;
+    FramePreview > .preview-frame {
         height: 1fr;
+        align: center middle;
+    }
+    FramePreview .preview-image {
+        width: auto;
+        height: auto;
     }
     FramePreview > .preview-caption {
         height: auto;
-        max-height: 3;
         color: $text-muted;
+        text-align: center;
     }
     """
 
-    def __init__(self, graphics: str, id: str | None = None) -> None:
+    def __init__(self, graphics: str, full_path: bool = False, id: str | None = None) -> None:
         super().__init__(id=id)
         self.image_class = image_widget_class(graphics)
+        self.full_path = full_path
         self.caption_text = "no frame yet"
 
     def compose(self) -> ComposeResult:
         if self.image_class is not None:
-            yield self.image_class(classes="preview-image")
+            with Container(classes="preview-frame"):
+                yield self.image_class(classes="preview-image")
         yield Static(self.caption_text, classes="preview-caption")
 
     def show(self, name: str, path: Path, image: PILImage.Image | None = None) -> None:
         """Show one frame; without ``image`` it is read from ``path``."""
         image = image if image is not None else load_frame(path)
         size = f"{image.width}×{image.height}" if image is not None else "unreadable"
-        self.caption_text = f"{name} · {size}\n{path}"
+        where = str(path) if self.full_path else path.name
+        self.caption_text = f"{frame_label(name)} · {size}\n{where}"
         self.query_one(".preview-caption", Static).update(self.caption_text)
         if self.image_class is not None:
             self.query_one(".preview-image").image = image  # type: ignore[attr-defined]

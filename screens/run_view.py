@@ -2,6 +2,8 @@
 
 It only renders the core's events and forwards the user's keys (stop, and the
 diffevolution grid's answers); the work itself runs in the core's thread.
+Frames are listed in story order (see ``frame_names``), visualize-diffusion's
+step frames and grid included, whatever order they are made in.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ from lse_core.events import (
 from lse_core.choices import Choice
 
 from .evolution import EvolutionScreen, describe
+from .frame_names import frame_label, story_key
 from .preview import FramePreview
 from .run_progress import RunProgress
 from .texts import count
+from .viewer import FrameViewer
 
 
 class RunLike(Protocol):
@@ -56,6 +60,8 @@ class RunScreen(Screen[str | None]):
     so the form can show it at its field; otherwise with None."""
 
     CSS_PATH = "run_view.tcss"
+    HELP_TITLE = "Run view"
+    WIDGET_KEYS = (("tab", "To the frames list, where ↑ ↓ choose a frame"),)
 
     class ModelLoaded(Message):
         """Tells the app which model, device and dtype are in use (its status line)."""
@@ -65,10 +71,16 @@ class RunScreen(Screen[str | None]):
             self.loaded = loaded
 
     BINDINGS = [
-        Binding("q", "stop", "Stop (resumable)", id="run.stop"),
-        Binding("left,h", "step_frame(-1)", "Prev frame", key_display="←", id="run.prev"),
-        Binding("right,l", "step_frame(1)", "Next frame", key_display="→", id="run.next"),
-        Binding("y", "copy_path", "Copy session path", id="run.copy"),
+        Binding("g", "open_grid", "Choose", id="run.grid",
+                tooltip="Back to the diffevolution grid that waits for your choice"),
+        Binding("q", "stop", "Stop (resumable)", id="run.stop",
+                tooltip="Stop; finished frames stay and the session can be resumed"),
+        Binding("left,h", "step_frame(-1)", "Prev", key_display="←", id="run.prev"),
+        Binding("right,l", "step_frame(1)", "Next", key_display="→", id="run.next"),
+        Binding("z", "zoom", "Zoom", id="run.zoom",
+                tooltip="The frame shown as large as the terminal allows"),
+        Binding("y", "copy_path", "Copy path", id="run.copy",
+                tooltip="Copy the session folder's path to the clipboard"),
         Binding("escape", "back", "Back", id="run.back"),
     ]
 
@@ -79,19 +91,30 @@ class RunScreen(Screen[str | None]):
         self.title_text = title
         self.graphics = graphics
         self.progress = RunProgress(clock=clock)
-        self.frames: list[tuple[str, Path]] = []
-        self.shown: int | None = None
+        self.frames: list[tuple[str, Path]] = []  # (name, path) in story order
+        self.shown_name: str | None = None
+        self.following = True  # the preview shows each new frame until the user moves
         self.session_dir: Path | None = None
         self.final: Event | None = None
         self.stopping = False
-        # Diffevolution: the generation on screen, the last question, the last notice.
+        # Diffevolution: the generation on screen, the last question, the last notice,
+        # the question not answered yet, and the problem the grid shows with it.
         self.generation: GenerationReady | None = None
         self.asked: WaitingForChoice | None = None
         self.notice: str | None = None
+        self.waiting: WaitingForChoice | None = None
+        self.problem: str | None = None
+        self.grid_open = False
 
     @property
     def running(self) -> bool:
         return self.final is None
+
+    @property
+    def shown(self) -> int | None:
+        """The index in ``frames`` of the frame in the preview."""
+        names = [name for name, _ in self.frames]
+        return names.index(self.shown_name) if self.shown_name in names else None
 
     def compose(self) -> ComposeResult:
         yield Label(self.title_text, id="run-title")
@@ -104,10 +127,11 @@ class RunScreen(Screen[str | None]):
         with Horizontal(id="run-main"):
             yield FramePreview(self.graphics, id="preview")
             with Vertical(id="strip"):
-                yield Label("frames (←/→)", classes="strip-title")
+                yield Label("frames (←/→, z: zoom)", classes="strip-title")
                 yield OptionList(id="frame-list")
-        yield RichLog(id="run-log", wrap=True, markup=False)
-        yield Footer()
+        # min_width 0: lines wrap at the log's own width (its default, 78, cuts them at 80 columns).
+        yield RichLog(id="run-log", wrap=True, markup=False, min_width=0)
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.consume()
@@ -143,6 +167,8 @@ class RunScreen(Screen[str | None]):
         elif isinstance(event, MediaWritten):
             for path in event.paths:
                 log.write(f"wrote {path}")
+            # visualize-diffusion's grid of all steps is a picture to look at too.
+            self._add_frames([(p.stem, p) for p in event.paths if p.suffix == ".png"])
         elif isinstance(event, GenerationReady):
             self.generation = event
         elif isinstance(event, WaitingForChoice):
@@ -153,20 +179,44 @@ class RunScreen(Screen[str | None]):
         self._show_progress()
 
     def _add_frame(self, event: FrameReady) -> None:
-        follow = self.shown is None or self.shown == len(self.frames) - 1
-        self.frames.append((event.name, event.path))
+        steps = [(path.stem, path) for path in event.step_paths]
+        self._add_frames([*steps, (event.name, event.path)], event.image)
+
+    def _add_frames(self, entries: list[tuple[str, Path]], image: Any = None) -> None:
+        """Add frames in story order; the preview shows the last of them while following."""
+        if not entries:
+            return
+        known = {name for name, _ in self.frames}
+        self.frames += [entry for entry in entries if entry[0] not in known]
+        self.frames.sort(key=lambda entry: story_key(entry[0]))
         strip = self.query_one("#frame-list", OptionList)
-        strip.add_option(Option(event.name))
-        if follow:
-            self._show_frame(len(self.frames) - 1, event.image)
+        strip.set_options([Option(frame_label(name)) for name, _ in self.frames])
+        if self.following:
+            self._show_frame(self.shown_index(entries[-1][0]), image)
+        elif self.shown is not None:
+            strip.highlighted = self.shown
+
+    def shown_index(self, name: str) -> int:
+        return [n for n, _ in self.frames].index(name)
 
     def _show_progress(self) -> None:
         progress = self.progress
-        status = "stopping…" if self.stopping else progress.describe()
+        if self.stopping:
+            status = "stopping…"
+        elif self.waiting is not None:
+            status = f"{progress.describe()} · waiting for your choice"
+        else:
+            status = progress.describe()
         self.query_one("#run-status", Static).update(status)
+        frames_bar = self.query_one("#frames-bar", ProgressBar)
         if progress.frames_planned is not None:
-            self.query_one("#frames-bar", ProgressBar).update(
-                total=progress.frames_planned, progress=progress.frames_done)
+            frames_bar.update(total=progress.frames_planned, progress=progress.frames_done)
+        elif self.waiting is not None or not self.running:
+            # Diffevolution has no planned total: while it waits, and once it is
+            # over, every frame asked for is done; it only pulses while rendering.
+            frames_bar.update(total=max(1, progress.frames_done), progress=progress.frames_done)
+        else:
+            frames_bar.update(total=None)
         if progress.steps_total:
             self.query_one("#steps-bar", ProgressBar).update(
                 total=progress.steps_total, progress=progress.step)
@@ -175,12 +225,15 @@ class RunScreen(Screen[str | None]):
         self.final = event
         log = self.query_one("#run-log", RichLog)
         status = self.query_one("#run-status", Static)
+        self.waiting = None
+        self._show_progress()
         if isinstance(event, Finished):
+            # Said in the status line, not a toast: a toast would cover the log's last lines.
             status.update(f"done: {count(event.frames_done, 'frame')} · esc: back")
+            status.add_class("-done")
             log.write(f"done: {count(event.frames_done, 'frame')} in {event.session_dir}")
             for path in event.outputs:
                 log.write(f"output {path}")
-            self.notify(f"Saved in {event.session_dir}", title="Run finished")
         elif isinstance(event, Interrupted):
             status.update(f"stopped after {count(event.frames_done, 'frame')} · "
                           "resumable from Sessions")
@@ -198,8 +251,8 @@ class RunScreen(Screen[str | None]):
 
     # frames -------------------------------------------------------------------
     def _show_frame(self, index: int, image: Any = None) -> None:
-        self.shown = index
         name, path = self.frames[index]
+        self.shown_name = name
         self.query_one("#preview", FramePreview).show(name, path, image)
         strip = self.query_one("#frame-list", OptionList)
         if strip.highlighted != index:
@@ -210,13 +263,24 @@ class RunScreen(Screen[str | None]):
         # that is no longer the strip's position is one of those, arriving late.
         strip = event.option_list
         if strip.id == "frame-list" and event.option_index == strip.highlighted != self.shown:
-            self._show_frame(event.option_index)
+            self._choose_frame(event.option_index)
+
+    def _choose_frame(self, index: int) -> None:
+        """The user moved: follow new frames again only from the end of the story."""
+        self.following = index == len(self.frames) - 1
+        self._show_frame(index)
 
     def action_step_frame(self, delta: int) -> None:
         if not self.frames:
             return
         current = len(self.frames) - 1 if self.shown is None else self.shown
-        self._show_frame(max(0, min(len(self.frames) - 1, current + delta)))
+        self._choose_frame(max(0, min(len(self.frames) - 1, current + delta)))
+
+    def action_zoom(self) -> None:
+        if self.shown is None:
+            return
+        self.app.push_screen(FrameViewer(list(self.frames), self.shown, self.graphics,
+                                         self.title_text), self._choose_frame)
 
     # diffevolution ------------------------------------------------------------
     def _ask(self, event: WaitingForChoice) -> None:
@@ -224,23 +288,43 @@ class RunScreen(Screen[str | None]):
         # The core asks about the same generation again only when it rejected the
         # answer, and its notice just before says why.
         rejected = self.asked is not None and self.asked.generation == event.generation
-        self.asked = event
+        self.asked = self.waiting = event
+        self.problem = self.notice if rejected else None
         self.query_one("#run-log", RichLog).write(f"generation {event.generation}: "
                                                   "choose in the grid")
-        self.app.push_screen(EvolutionScreen(self.generation, event, self.graphics,
-                                             self.notice if rejected else None), self._answer)
+        self.action_open_grid()
+
+    def action_open_grid(self) -> None:
+        if self.waiting is None or self.grid_open or self.generation is None:
+            return
+        self.grid_open = True
+        self.refresh_bindings()
+        self.app.push_screen(EvolutionScreen(self.generation, self.waiting, self.graphics,
+                                             self.problem), self._answer)
 
     def _answer(self, choice: Choice | None) -> None:
-        assert choice is not None, "the grid is always dismissed with a choice"
-        self.notice = None
+        """The grid's answer; None: it was left with esc, and the run keeps waiting."""
+        self.grid_open = False
+        self.refresh_bindings()
+        log = self.query_one("#run-log", RichLog)
+        if choice is None:
+            if self.waiting is not None:
+                log.write("the run waits for your choice: g opens the grid, q stops (resumable)")
+            return
+        self.waiting = self.notice = self.problem = None
         self.run.choose(choice)
-        self.query_one("#run-log", RichLog).write(f"> {describe(choice)}")
+        log.write(f"> {describe(choice)}")
+        self._show_progress()
 
     # user actions -------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
             return self.running and not self.stopping
+        if action == "open_grid":
+            return self.running and self.waiting is not None and not self.grid_open
+        if action == "zoom":
+            return bool(self.frames)
         if action == "back":
             return not self.running
         if action == "copy_path":

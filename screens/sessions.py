@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from textual import work
@@ -19,9 +18,11 @@ from lse_core.session import CONFIG_NAME
 
 from .base import LseScreen
 from .dialogs import ChoiceDialog
+from .frame_names import frame_label, story_key
 from .home import INPAINT_ONLY, frames_text, session_time
 from .preview import FramePreview
 from .texts import count
+from .viewer import FrameViewer
 
 # Keys of a new experiment that start from a saved frame's embedding file.
 FROM_FRAME_KEYS = ("load_prompt_embeds", "load_latent_noise")
@@ -29,23 +30,39 @@ FROM_FRAME_KEYS = ("load_prompt_embeds", "load_latent_noise")
 FROM_FRAME_LISTS = {"interpolation": ("inter_prompts", "inter_noises")}
 
 
-def natural_key(path: Path) -> list[int | str]:
-    """``output-2`` before ``output-10``: frames listed in the order they were made."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.stem)]
+# Finished sessions of these experiments can go on: a diffevolution grows its lineage.
+CONTINUABLE = ("diffevolution",)
 
 
 def session_frames(session: Path) -> list[Path]:
+    """The session's pictures in story order (the order the GIF tells it)."""
     images = (session / "images").glob("*.png")
-    return sorted((p for p in images if not p.name.startswith(".")), key=natural_key)
+    return sorted((p for p in images if not p.name.startswith(".")),
+                  key=lambda path: story_key(path.stem))
+
+
+def can_continue(summary: SessionSummary) -> bool:
+    return summary.state == "done" and summary.experiment in CONTINUABLE
 
 
 class SessionsScreen(LseScreen[None]):
     CSS_PATH = "sessions.tcss"
+    HELP_TITLE = "Sessions"
+    WIDGET_KEYS = (("↑ ↓", "Choose a session, or a frame in the frames list"),
+                   ("⏎ tab", "From the sessions to their frames (tab: and back)"))
     BINDINGS = [
-        Binding("r", "resume", "Resume", id="sessions.resume"),
-        Binding("e", "export", "Export GIF/MP4", id="sessions.export"),
+        # One key, two meanings: the footer shows the one the selected session has.
+        Binding("r", "resume", "Resume", id="sessions.resume",
+                tooltip="Resume a stopped session where it stopped"),
+        Binding("r", "continue_session", "Continue", id="sessions.continue",
+                tooltip="Continue a finished diffevolution: new generations join its lineage"),
+        Binding("e", "export", "Export", id="sessions.export",
+                tooltip="Write the session's GIF and MP4 again from its frames"),
         Binding("n", "new_from_frame", "New from frame", id="sessions.new"),
-        Binding("f5", "reload", "Reload", id="sessions.reload"),
+        Binding("z", "zoom", "Zoom", id="sessions.zoom",
+                tooltip="The selected frame as large as the terminal allows"),
+        # Not in the footer (it would push "? Keys" off 80 columns); the keys help lists it.
+        Binding("f5", "reload", "Reload", id="sessions.reload", show=False),
         Binding("escape", "back", "Back", id="sessions.back"),
     ]
 
@@ -64,7 +81,7 @@ class SessionsScreen(LseScreen[None]):
                 yield Label("", id="frames-title", classes="pane-title")
                 yield OptionList(id="session-frames")
             yield FramePreview(self.lse.graphics, id="session-preview")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#session-table", DataTable)
@@ -104,15 +121,18 @@ class SessionsScreen(LseScreen[None]):
 
     def show_session(self) -> None:
         frames = self.query_one("#session-frames", OptionList)
+        # Reloaded (back from a run or the viewer), the same frame stays selected.
+        keep = self.selected_frame()
         frames.clear_options()
         summary = self.current
         self.frames = session_frames(summary.path) if summary else []
-        frames.add_options([Option(p.stem) for p in self.frames])
+        frames.add_options([Option(frame_label(p.stem)) for p in self.frames])
         title = f"{count(len(self.frames), 'frame')} · ↑/↓"
         self.query_one("#frames-title", Label).update(title)
         preview = self.query_one("#session-preview", FramePreview)
         if self.frames:
-            frames.highlighted = len(self.frames) - 1
+            frames.highlighted = (self.frames.index(keep) if keep in self.frames
+                                  else len(self.frames) - 1)
         else:
             preview.clear("no sessions" if summary is None else "no frames saved yet")
         self.refresh_bindings()
@@ -127,10 +147,13 @@ class SessionsScreen(LseScreen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         summary = self.current
         if action == "resume":
-            return summary is not None and summary.state != "done"
+            # A finished session keeps the key, which then says why there is nothing to do.
+            return summary is not None and not can_continue(summary)
+        if action == "continue_session":
+            return summary is not None and can_continue(summary)
         if action == "export":
             return summary is not None
-        if action == "new_from_frame":
+        if action in ("new_from_frame", "zoom"):
             return summary is not None and self.selected_frame() is not None
         return True
 
@@ -140,8 +163,31 @@ class SessionsScreen(LseScreen[None]):
 
     def action_resume(self) -> None:
         summary = self.current
-        if summary is not None and summary.state != "done":
-            self.lse.resume(summary.path)
+        if summary is None:
+            return
+        if summary.state == "done":
+            self.notify(f"{summary.experiment} is finished: nothing to resume "
+                        "(e: export its GIF/MP4 again, n: a new experiment from a frame)")
+            return
+        self.lse.resume(summary.path)
+
+    def action_continue_session(self) -> None:
+        """A finished diffevolution goes on from its last parent; new generations join its lineage."""
+        summary = self.current
+        if summary is not None and can_continue(summary):
+            self.lse.resume(summary.path, "continue")
+
+    def action_zoom(self) -> None:
+        summary, index = self.current, self.query_one("#session-frames", OptionList).highlighted
+        if summary is None or index is None or index >= len(self.frames):
+            return
+        frames = [(path.stem, path) for path in self.frames]
+        self.app.push_screen(FrameViewer(frames, index, self.lse.graphics, summary.path.name),
+                             self._highlight_frame)
+
+    def _highlight_frame(self, index: int | None) -> None:
+        if index is not None:
+            self.query_one("#session-frames", OptionList).highlighted = index
 
     @work(thread=True, exclusive=True, group="export")
     def action_export(self) -> None:

@@ -9,14 +9,14 @@ from textual.widgets import OptionList
 
 from helpers import only_session
 from lse_core.events import Finished, Interrupted
-from screens.dialogs import ChoiceDialog
+from screens.dialogs import ChoiceDialog, ConfirmDialog
 from screens.evolution import EvolutionScreen, GeneTile
 from screens.form import ExperimentForm
 from screens.preview import FramePreview
 from screens.run_view import RunScreen
 from screens.sessions import SessionsScreen
-from test_tui_support import (make_app, manifest, run_to_end, send_key, start_slow_single_inference,
-                              type_into, wait_until)
+from test_tui_support import (grid_ready, make_app, manifest, run_to_end, send_key,
+                              start_slow_single_inference, type_into, wait_until)
 
 
 async def test_single_inference_from_home_to_saved_frame(out: Path) -> None:
@@ -35,7 +35,7 @@ async def test_single_inference_from_home_to_saved_frame(out: Path) -> None:
         screen = app.screen
         assert isinstance(screen.final, Finished), screen.final
         preview = screen.query_one("#preview", FramePreview)
-        assert preview.caption_text.startswith("output-0_diffstep-2 · 64×64")
+        assert preview.caption_text == "image 0 · step 2 · 64×64\noutput-0_diffstep-2.png"
         assert preview.query_one(".preview-image").image.size == (64, 64)
 
     session = only_session(out)
@@ -95,7 +95,7 @@ async def test_keys_answer_while_generating_and_stop_keeps_a_resumable_session(o
         await wait_until(pilot, lambda: run.shown != newest, "the preview to step back")
         assert run.running, "the run ended before the key was answered; make it longer"
         caption = run.query_one("#preview", FramePreview).caption_text
-        assert caption.startswith(f"output-{run.shown}_diffstep-3")
+        assert caption.startswith(f"image {run.shown} · step 3")
         assert run.query_one("#frame-list", OptionList).highlighted == run.shown
 
         send_key(app, "q")
@@ -148,7 +148,7 @@ async def test_new_experiment_from_a_saved_frame_without_images(out: Path) -> No
         first = only_session(out)
         preview = app.screen.query_one("#preview", FramePreview)
         assert not preview.query(".preview-image")
-        assert preview.caption_text.startswith("output-0_diffstep-2 · 64×64\n")
+        assert preview.caption_text.startswith("image 0 · step 2 · 64×64\n")
         await pilot.press("escape", "escape", "s", "n")
         await pilot.press("enter")  # the dialog offers the session's own experiment first
         form = app.screen
@@ -169,8 +169,7 @@ async def test_diffevolution_grid_picks_rerolls_steps_back_and_ends(out: Path) -
     app = make_app(out)
 
     def asking(generation: int) -> bool:
-        screen = app.screen
-        return isinstance(screen, EvolutionScreen) and screen.waiting.generation == generation
+        return grid_ready(app, generation)
 
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("down", "down", "down", "down", "enter")  # diffevolution × txt2img
@@ -184,6 +183,7 @@ async def test_diffevolution_grid_picks_rerolls_steps_back_and_ends(out: Path) -
         send_key(app, "ctrl+r")
         await wait_until(pilot, lambda: asking(1), "the first generation's grid")
         grid = app.screen
+        assert isinstance(grid, EvolutionScreen)
         assert len(grid.query(GeneTile)) == 4 and not grid.has_class("-compact")
         send_key(app, "right")
         send_key(app, "enter")  # gene 1 becomes node 1
@@ -198,6 +198,8 @@ async def test_diffevolution_grid_picks_rerolls_steps_back_and_ends(out: Path) -
         send_key(app, "0")
         await wait_until(pilot, lambda: asking(5), "the fifth generation")
         send_key(app, "x")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
+        send_key(app, "y")
         await wait_until(pilot, lambda: isinstance(app.screen, RunScreen)
                          and not app.screen.running, "the run to end")
         assert isinstance(app.screen.final, Finished), app.screen.final

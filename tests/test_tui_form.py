@@ -15,7 +15,6 @@ BAD_VALUES = [  # field, text typed, words of the message
     ("diffusion_steps", "0", "greater than or equal to 1"),
     ("height", "60", "multiple of 8"),
     ("guidance_scale", "lots", "valid number"),
-    ("scheduler", "Warp", "unknown scheduler"),
     ("prompt", "", "needs 'prompt'"),
 ]
 

@@ -97,11 +97,13 @@ def test_frames_found_on_disk_do_not_count_towards_the_rate() -> None:
     assert progress.frames_done == 2 and progress.eta_seconds is None
 
 
-def test_the_grid_fits_square_previews_and_falls_back_to_a_list_when_they_get_too_small() -> None:
-    assert grid_layout(4, 80, 21) == (4, 18)  # one row of four at 80x24
+def test_the_grid_gives_previews_the_room_there_is_and_falls_back_to_a_list() -> None:
+    assert grid_layout(4, 80, 21) == (4, 19)  # one row of four at 80x24, a column between
+    assert grid_layout(4, 120, 37) == (2, 34)  # two rows of two at 120x40
+    assert grid_layout(4, 80, 21, aspect=0.5) == (2, 36)  # wide frames: two by two
     assert grid_layout(9, 100, 27)[0] == 5
-    assert grid_layout(16, 80, 21)[1] < MIN_PREVIEW  # 16 genes at 80x24: a list
-    assert grid_layout(16, 100, 27)[1] >= MIN_PREVIEW
+    assert grid_layout(16, 80, 21)[1] >= MIN_PREVIEW
+    assert grid_layout(16, 60, 21)[1] < MIN_PREVIEW  # 16 genes in 60 columns: a list
 
 
 def test_the_lineage_lists_children_under_their_parent() -> None:

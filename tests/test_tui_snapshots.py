@@ -23,9 +23,8 @@ from lse_core.events import (Event, FrameReady, GenerationReady, Interrupted, Lo
                              Step, WaitingForChoice)
 from lse_core.choices import HELP
 from screens import status
-from screens.evolution import EvolutionScreen
 from screens.run_view import RunScreen
-from test_tui_support import make_app, type_into, wait_until
+from test_tui_support import grid_ready, make_app, steady_cursors, type_into, wait_until
 
 SESSIONS = Path("sessions")
 STAMP = 1767323045.0  # 2026-01-02 03:04:05 UTC
@@ -85,8 +84,24 @@ def test_form_with_a_validation_error(snap_compare) -> None:
         await type_into(pilot, "#edit-width", "64")
         await type_into(pilot, "#edit-diffusion_steps", "0")
         await pilot.press("ctrl+r")
+        steady_cursors(pilot.app)
 
     assert snap_compare(make_app(SESSIONS), terminal_size=(80, 24), run_before=bad_steps)
+
+
+def test_form_switches_and_the_field_being_edited(snap_compare) -> None:
+    async def advanced(pilot: Pilot) -> None:
+        await pilot.press("enter")
+        form = pilot.app.screen
+        form.query_one("#advanced").collapsed = False
+        form.query_one("#edit-vae_slicing").value = True
+        form.query_one("#edit-att_slicing").focus()
+        await pilot.pause()
+        form.query_one("#form").scroll_end(animate=False)
+        await pilot.pause()
+        steady_cursors(pilot.app)
+
+    assert snap_compare(make_app(SESSIONS), terminal_size=(80, 24), run_before=advanced)
 
 
 class ScriptedRun:
@@ -154,7 +169,7 @@ def test_diffevolution_grid(snap_compare) -> None:
     async def grid(pilot: Pilot) -> None:
         run = ScriptedRun(generation_script())
         await pilot.app.push_screen(RunScreen(run, "diffevolution · txt2img · tiny", "halfcell"))
-        await wait_until(pilot, lambda: isinstance(pilot.app.screen, EvolutionScreen), "the grid")
+        await wait_until(pilot, lambda: grid_ready(pilot.app, 2), "the grid")
         await pilot.press("right", "right", "down", "left")  # gene 1: down has no row to go to
 
     assert snap_compare(make_app(SESSIONS), terminal_size=(80, 24), run_before=grid)

@@ -79,6 +79,24 @@ async def start_slow_single_inference(pilot: Pilot, images: int, steps: int,
                      and len(app.screen.frames) >= frames_before, f"{frames_before} frames")
 
 
+def grid_ready(app: LseApp, generation: int) -> bool:
+    """The diffevolution grid of ``generation`` is on screen with every gene's tile mounted
+    (the screen becomes current before its tiles are composed)."""
+    from screens.evolution import EvolutionScreen, GeneTile
+
+    screen = app.screen
+    if not isinstance(screen, EvolutionScreen) or screen.waiting.generation != generation:
+        return False
+    tiles = screen.query(GeneTile)
+    return len(tiles) == len(screen.ready.names) and all(tile.is_mounted for tile in tiles)
+
+
+def steady_cursors(app: LseApp) -> None:
+    """Stop text cursors blinking, so a snapshot does not depend on when it is taken."""
+    for editor in app.screen.query("Input, TextArea"):
+        editor.cursor_blink = False
+
+
 def manifest(session: Path) -> dict:
     return json.loads((session / "session.json").read_text())
 

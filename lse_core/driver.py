@@ -207,16 +207,8 @@ class PlanDriver:
             self.session.write_frame(job.name, frame.image, job.input.prompt_embed,
                                      job.input.noise, frame.image_embed)
         if self.root:
-            self._add_render_time(render_s)
+            self.session.add_time("render_s", render_s)
             self._announce_all(chunk, rendered, False)
-
-    def _add_render_time(self, seconds: float) -> None:
-        timings = self.session.manifest.get("timings")
-        timings = dict(timings) if isinstance(timings, dict) else {}
-        before = timings.get("render_s")
-        before = before if isinstance(before, (int, float)) else 0.0
-        timings["render_s"] = round(before + seconds, 3)
-        self.session.manifest["timings"] = timings
 
     def _announce(self, name: str, image, from_disk: bool = False,
                   step_names: tuple[str, ...] = ()) -> None:

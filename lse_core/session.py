@@ -172,6 +172,16 @@ class Session:
             self.manifest.update(fields)
             self._save()
 
+    def add_time(self, key: str, seconds: float) -> None:
+        """Add to one of the manifest's timings (stored with the next update)."""
+        with self._guard:
+            timings = self.manifest.get("timings")
+            timings = dict(timings) if isinstance(timings, dict) else {}
+            before = timings.get(key)
+            before = before if isinstance(before, (int, float)) else 0.0
+            timings[key] = round(before + seconds, 3)
+            self.manifest["timings"] = timings
+
     def _save(self) -> None:
         self.manifest["updated"] = time.time()
         atomic_write_text(self.path / MANIFEST, _dump(self.manifest))

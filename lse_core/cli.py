@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "tool's configs run unchanged) into a new session.")
     run.add_argument("config", help="the YAML experiment config")
     run.add_argument("--model", help="use this model_id: a hub id, a local diffusers folder, "
-                                     "or tiny (built in, no download)")
+                                     "or tiny / tiny-random (built in, no download)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
                      help="override a config key; the value is parsed as YAML (repeatable)")
     run.add_argument("--out", metavar="DIR",

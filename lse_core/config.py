@@ -172,7 +172,9 @@ class ExperimentConfig(BaseModel):
     @classmethod
     def _experiment_defaults(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            defaults = EXPERIMENT_DEFAULTS.get(data.get("exp_identifier"), {})
+            experiment = data.get("exp_identifier")
+            # A wrong type is reported by the field's own check, with its key.
+            defaults = EXPERIMENT_DEFAULTS.get(experiment, {}) if isinstance(experiment, str) else {}
             data = {**defaults, **{k: v for k, v in data.items()
                                    if v is not None or k not in defaults}}
         return data

@@ -1,4 +1,4 @@
-"""Loading Stable Diffusion 2.x components (hub id, local folder or ``tiny``) once per process."""
+"""Loading Stable Diffusion 2.x components (hub id, local folder, ``tiny`` or ``tiny-random``) once per process."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 
 from .config import resolve_scheduler_name
 from .errors import BadInput, shorten
-from .preflight import check_device_name, check_model_id
+from .preflight import TINY_MODELS, check_device_name, check_model_id
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +98,10 @@ def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
 
 def _locate(model_id: str, inpaint: bool) -> str:
     check_model_id(model_id)
-    if model_id == "tiny":
+    if model_id in TINY_MODELS:
         from .tiny import tiny_path
 
-        return str(tiny_path(inpaint))
+        return str(tiny_path(inpaint, trained=model_id == "tiny"))
     return model_id
 
 
@@ -118,6 +118,15 @@ def _load_failure(model_id: str, source: str, exc: Exception) -> str:
 
 
 _CACHE: dict[tuple[str, bool, str, torch.dtype], LoadedModel] = {}
+
+
+def builds_first(model_id: str, inpaint: bool, device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether loading will first assemble a built-in model's folder (several seconds, once)."""
+    if model_id not in TINY_MODELS or (model_id, inpaint, str(device), dtype) in _CACHE:
+        return False
+    from .tiny import tiny_built
+
+    return not tiny_built(inpaint, trained=model_id == "tiny")
 
 
 def load_model(model_id: str, inpaint: bool, device: torch.device, dtype: torch.dtype) -> LoadedModel:

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from .config import ExperimentConfig, ignored_keys, is_embedding_path
 from .errors import BadInput, shorten, shown_path
 
-TINY_MODELS = ("tiny",)
+TINY_MODELS = ("tiny", "tiny-random")
 DEVICE_PATTERN = re.compile(r"(cpu|mps|cuda(:\d{1,2})?)")
 
 

@@ -38,6 +38,7 @@ from .models import (
     DTYPES,
     LoadedModel,
     apply_memory_options,
+    builds_first,
     compile_model,
     compile_wanted,
     load_model,
@@ -252,8 +253,12 @@ class ExperimentRun:
         if group is not None and device.type == "cuda":
             device = torch.device("cuda", group.local_rank)  # one GPU per rank on each machine
         dtype = pick_dtype(self.options.dtype or _stored_dtype(manifest), device)
+        inpaint = cfg.model_identifier == "inpaint"
+        if builds_first(cfg.model_id, inpaint, device, dtype):
+            emit(Notice(f"building the {cfg.model_id} model (once; later runs load it from "
+                        "the cache)…"))
         started = time.perf_counter()
-        model = load_model(cfg.model_id, cfg.model_identifier == "inpaint", device, dtype)
+        model = load_model(cfg.model_id, inpaint, device, dtype)
         load_s = time.perf_counter() - started
         emit(Loaded(cfg.model_id, str(device), str(dtype).removeprefix("torch."), load_s))
         for note in apply_memory_options(model, cfg.att_slicing, cfg.vae_slicing, cfg.vae_tiling,

@@ -27,6 +27,22 @@ def centre_mask() -> Image.Image:
     return mask
 
 
+def shapes() -> Image.Image:
+    """A scene the trained ``tiny`` model knows: a red circle on the left on a white background."""
+    image = Image.new("RGB", (SIZE, SIZE), (255, 255, 255))
+    ImageDraw.Draw(image).ellipse([40, 140, 270, 370], fill=(220, 30, 30))
+    return image
+
+
+def shapes_mask() -> Image.Image:
+    """Covers the circle of ``shapes()``, for repainting it."""
+    mask = Image.new("L", (SIZE, SIZE), 0)
+    ImageDraw.Draw(mask).rectangle([16, 116, 294, 394], fill=255)
+    return mask
+
+
 if __name__ == "__main__":
     landscape().save(HERE / "landscape.png")
     centre_mask().save(HERE / "landscape_mask.png")
+    shapes().save(HERE / "shapes.png")
+    shapes_mask().save(HERE / "shapes_mask.png")

@@ -59,7 +59,8 @@ class FieldRow(Vertical):
         elif spec.kind == "prompt":
             positive, negative = split_prompt(text)
             with Vertical(classes="prompt-pair"):
-                yield Input(positive, placeholder="prompt", id=f"edit-{key}", compact=True)
+                yield Input(positive, placeholder="prompt, e.g. a red circle on a white background",
+                            id=f"edit-{key}", compact=True)
                 yield Input(negative, placeholder="negative prompt (optional)",
                             id="edit-negative", compact=True)
         else:

@@ -6,8 +6,15 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from helpers import ROOT
+
+# CI draws the same examples every run, so a red build always points at a change;
+# `LSE_HYPOTHESIS=explore pytest tests/test_any_input.py` draws new ones to find more.
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("LSE_HYPOTHESIS", "ci"))
 
 
 def pytest_configure(config):

@@ -38,6 +38,12 @@ def _relative_gap(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / a.abs().max()).item()
 
 
+# float32 sums run in another order at another batch size, and guidance 7.5
+# multiplies that rounding: measured up to 2e-5 with the trained tiny model. A
+# frame mixed up with its neighbour's noise, prompt or seed is off by ~1e-1.
+ROUNDING = 1e-4
+
+
 @pytest.mark.parametrize("kind,scheduler", [
     ("txt2img", "DPMSolverMultistepScheduler"),
     ("txt2img", "EulerAncestralDiscreteScheduler"),
@@ -51,7 +57,7 @@ def test_batch_equals_single_frames(kind, scheduler):
     batch = engine.render(frames, settings)
     for frame, batched in zip(frames, batch):
         alone = engine.render([frame], settings)[0]
-        assert _relative_gap(alone.image_embed, batched.image_embed) <= 1e-5
+        assert _relative_gap(alone.image_embed, batched.image_embed) <= ROUNDING
 
 
 def test_frames_differ_when_inputs_differ():

@@ -87,7 +87,7 @@ def test_interpolation_frame_count_and_keyframes(tmp_path):
         single = load_file(next((only_session(tmp_path / f"a{index}") / "embeddings").iterdir()))
         frame = load_file(session / "embeddings" / f"{keyframes[index]}.safetensors")
         gap = (single["image_embed"] - frame["image_embed"]).abs().max() / single["image_embed"].abs().max()
-        assert gap <= 1e-5
+        assert gap <= 1e-4  # rounding of another batch size (see test_engine.ROUNDING)
         assert torch.equal(single["latent_noise"], frame["latent_noise"])
 
 

@@ -1,0 +1,105 @@
+"""Acceptance numbers of the trained ``tiny`` model: ``python -m lse_core.tiny.evaluate``.
+
+Renders each caption for N seeds through the real loading path and engine
+(64×64, DPMSolverMultistep, 25 steps, guidance 7.5 — the config defaults) and
+counts the images whose background is near the caption's background colour
+and whose shape pixels are, on average, nearest to the caption's colour. The
+default captions are the issue's main one and the held-out combinations,
+which no training caption contains as a whole sentence.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .scenes import BACKGROUNDS, COLOURS, HELD_OUT, Scene
+
+BORDER = 3  # pixels of each edge taken as the background
+BACKGROUND_TOLERANCE = 48.0  # RGB distance of the border's median from the background colour
+SHAPE_DISTANCE = 100.0  # a pixel this far from the background colour belongs to the shape
+MIN_SHAPE_SHARE = 0.01  # a shape covers at least this share of the image
+
+
+@dataclass
+class Verdict:
+    background_ok: bool
+    shape_ok: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.background_ok and self.shape_ok
+
+
+def judge(image: Image.Image, colour: str, background: str) -> Verdict:
+    """Whether ``image`` shows a ``colour`` shape on a ``background`` background."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    edge = np.ones(pixels.shape[:2], dtype=bool)
+    edge[BORDER:-BORDER, BORDER:-BORDER] = False
+    expected = np.array(BACKGROUNDS[background], dtype=np.float32)
+    border_colour = np.median(pixels[edge], axis=0)
+    background_ok = float(np.linalg.norm(border_colour - expected)) <= BACKGROUND_TOLERANCE
+    shape = np.linalg.norm(pixels - expected, axis=-1) > SHAPE_DISTANCE
+    shape_ok = False
+    if shape.mean() >= MIN_SHAPE_SHARE:
+        mean = pixels[shape].mean(axis=0)
+        nearest = min(COLOURS, key=lambda name: np.linalg.norm(mean - np.array(COLOURS[name])))
+        shape_ok = nearest == colour
+    return Verdict(background_ok, shape_ok)
+
+
+def render(captions: list[str], seeds: int, steps: int, guidance: float, size: int) -> dict:
+    """{caption: [image per seed]} from the trained tiny model, seeds 0..N-1."""
+    import torch
+
+    from ..engine import Engine, FrameInput, RenderSettings
+    from ..latents import encode_prompt, make_noise
+    from ..models import load_model
+
+    engine = Engine(load_model("tiny", False, torch.device("cpu"), torch.float32))
+    settings = RenderSettings(steps=steps, guidance_scale=guidance,
+                              scheduler="DPMSolverMultistepScheduler")
+    images = {}
+    for caption in captions:
+        embed = encode_prompt(engine.model, caption, "")
+        frames = [FrameInput(embed, make_noise(seed, 1, size, size), step_seed=seed)
+                  for seed in range(seeds)]
+        images[caption] = [r.image for batch in range(0, seeds, 10)
+                           for r in engine.render(frames[batch : batch + 10], settings)]
+    return images
+
+
+def main(argv: list[str] | None = None) -> int:
+    held_out = [Scene(c, s, b).caption for c, s, b in HELD_OUT]
+    parser = argparse.ArgumentParser(prog="python -m lse_core.tiny.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--guidance", type=float, default=7.5)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--save", help="write a contact sheet per caption with this path prefix")
+    args = parser.parse_args(argv)
+
+    scenes = [Scene("red", "circle", "white")] + [Scene(c, s, b) for c, s, b in HELD_OUT]
+    rendered = render([s.caption for s in scenes], args.seeds, args.steps, args.guidance, args.size)
+    print(f"{args.seeds} seeds, {args.size}x{args.size}, {args.steps} steps, guidance {args.guidance}")
+    for scene in scenes:
+        verdicts = [judge(image, scene.colour, scene.background) for image in rendered[scene.caption]]
+        tag = " (held out)" if scene.caption in held_out else ""
+        print(f"{scene.caption!r}{tag}: background {sum(v.background_ok for v in verdicts)}, "
+              f"shape colour {sum(v.shape_ok for v in verdicts)}, "
+              f"both {sum(v.ok for v in verdicts)} of {args.seeds}")
+        if args.save:
+            images = rendered[scene.caption]
+            sheet = Image.new("RGB", (args.size * len(images), args.size))
+            for index, image in enumerate(images):
+                sheet.paste(image, (index * args.size, 0))
+            sheet.save(f"{args.save}{scene.colour}-{scene.shape}-{scene.background}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import resource
+import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -66,6 +67,7 @@ class Measure:
     unet_calls: int
     s_per_unet_call: float
     peak_memory_mb: float
+    runs_s: list[float]  # every timed run; seconds is their median
     tflops: float | None = None  # achieved, from the counted FLOPs
     fraction_of_fp16_peak: float | None = None
 
@@ -157,19 +159,23 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 
 def _timed(model: LoadedModel, run: Callable[[], None], frames: int, unet_calls: int,
-           flops: float) -> Measure:
+           flops: float, repeats: int) -> Measure:
+    """The median of ``repeats`` runs: one run of a small model on a shared CPU varies by ±20 %."""
     device = model.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    _sync(device)
-    started = time.perf_counter()
-    run()
-    _sync(device)
-    seconds = time.perf_counter() - started
+    runs = []
+    for _ in range(repeats):
+        _sync(device)
+        started = time.perf_counter()
+        run()
+        _sync(device)
+        runs.append(time.perf_counter() - started)
+    seconds = statistics.median(runs)
     tflops = flops / seconds / 1e12
     peak = _device_peak_tflops(device)
     return Measure(seconds, seconds / frames, unet_calls, seconds / unet_calls,
-                   _peak_memory_mb(device), float(f"{tflops:.4g}"),
+                   _peak_memory_mb(device), [round(r, 4) for r in runs], float(f"{tflops:.4g}"),
                    float(f"{tflops / peak:.4g}") if peak else None)
 
 
@@ -289,7 +295,8 @@ def end_to_end(model_id: str, work: Work, size: int, batch_size: int, device: st
 
 
 def bench(model_id: str, work_name: str, size: int, steps: int, batch_size: int,
-          device: str | None, dtype: str | None, use_compile: bool | None) -> dict:
+          device: str | None, dtype: str | None, use_compile: bool | None,
+          repeats: int = 3) -> dict:
     """Times the ways on the same inputs; returns what ``lse bench`` prints and saves."""
     chosen = pick_device(device)
     torch_dtype = pick_dtype(dtype, chosen)
@@ -307,24 +314,25 @@ def bench(model_id: str, work_name: str, size: int, steps: int, batch_size: int,
         "work": work_name, "model": model.model_id, "device": str(chosen),
         "device_name": torch.cuda.get_device_name(chosen) if chosen.type == "cuda" else "cpu",
         "dtype": str(torch_dtype), "frames": frames, "size": size, "steps": steps,
-        "batch_size": batch_size, "compiled": compiled, "torch_threads": torch.get_num_threads(),
+        "batch_size": batch_size, "repeats": repeats, "compiled": compiled,
+        "torch_threads": torch.get_num_threads(),
         "tflop_per_frame": round(flops / frames / 1e12, 4),
         "device_fp16_peak_tflops": _device_peak_tflops(chosen),
     }
     with torch.no_grad():
         eager_naive = naive(model, work)
         naive(model, Work(work.name, [work.frames[:1]], work.settings))()  # warm-up
-        result["naive"] = asdict(_timed(model, eager_naive, frames, naive_calls, flops))
+        result["naive"] = asdict(_timed(model, eager_naive, frames, naive_calls, flops, repeats))
         if compiled:
             compile_model(model)
         batched = engine_run(model, work, batch_size, pad=compiled)
         # Warm-up at exactly the timed shapes: the first group, padded as timed.
         engine_run(model, Work(work.name, work.groups[:1], work.settings), batch_size, compiled)()
-        result["engine"] = asdict(_timed(model, batched, frames, engine_calls, flops))
+        result["engine"] = asdict(_timed(model, batched, frames, engine_calls, flops, repeats))
         if compiled:
             naive(model, Work(work.name, [work.frames[:1]], work.settings))()  # its own shapes
             result["naive_compiled"] = asdict(_timed(model, naive(model, work), frames,
-                                                     naive_calls, flops))
+                                                     naive_calls, flops, repeats))
     result["speedup"] = result["naive"]["seconds"] / result["engine"]["seconds"]
     if compiled:
         result["speedup_vs_compiled_naive"] = (result["naive_compiled"]["seconds"]
@@ -337,7 +345,7 @@ def bench(model_id: str, work_name: str, size: int, steps: int, batch_size: int,
 
 def main(args) -> int:
     result = bench(args.model, args.work, args.size, args.steps, args.batch_size,
-                   args.device, args.dtype, args.compile)
+                   args.device, args.dtype, args.compile, args.repeats)
     for label in ("naive", "engine", "naive_compiled"):
         if label not in result:
             continue

@@ -82,14 +82,34 @@ def build_parser() -> argparse.ArgumentParser:
                             "decoded after every step")
     bench.add_argument("--model", default="tiny",
                        help="tiny, a model id/folder, or sd2-architecture (random SD 2.x weights)")
-    bench.add_argument("--size", type=int, default=64, help="height and width in pixels")
-    bench.add_argument("--steps", type=int, default=4, help="denoising steps per frame")
-    bench.add_argument("--batch-size", type=int, default=8, help="the engine's batch size")
+    bench.add_argument("--size", type=_side, default=64, help="height and width in pixels")
+    bench.add_argument("--steps", type=_at_least_one, default=4, help="denoising steps per frame")
+    bench.add_argument("--batch-size", type=_at_least_one, default=8, help="the engine's batch size")
     bench.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                        help="torch.compile the model (default: on CUDA only, as lse run does)")
+    bench.add_argument("--repeats", type=_at_least_one, default=3,
+                       help="timed runs of each way; the median is reported (default 3)")
     bench.add_argument("--json", default="bench-results/bench.json", help="where to write results")
     _device_options(bench)
     return parser
+
+
+def _at_least_one(text: str) -> int:
+    from .errors import shorten
+
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1 (got {shorten(text)})")
+    return int(text)
+
+
+def _side(text: str) -> int:
+    from .config import MAX_SIDE
+    from .errors import shorten
+
+    if not text.isdigit() or int(text) < 8 or int(text) % 8 or int(text) > MAX_SIDE:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 8 from 8 to {MAX_SIDE} "
+                                         f"(got {shorten(text)})")
+    return int(text)
 
 
 def _tui_options(parser: argparse.ArgumentParser, default) -> None:

@@ -14,7 +14,7 @@ from lse_core.latents import encode_prompt, make_noise
 from lse_core.models import load_model
 
 MEASURE_KEYS = {"seconds", "s_per_frame", "unet_calls", "s_per_unet_call", "peak_memory_mb",
-                "tflops", "fraction_of_fp16_peak"}
+                "runs_s", "tflops", "fraction_of_fp16_peak"}
 
 
 @pytest.mark.parametrize("work,frames", [("interpolation", 32), ("diffevolution", 20),
@@ -22,12 +22,13 @@ MEASURE_KEYS = {"seconds", "s_per_frame", "unet_calls", "s_per_unet_call", "peak
 def test_bench_writes_every_field(work, frames, tmp_path, capsys):
     result = tmp_path / "bench.json"
     assert run_cli("bench", "--model", "tiny", "--work", work, "--size", "64", "--steps", "2",
-                   "--batch-size", "4", "--json", str(result)) == 0
+                   "--batch-size", "4", "--repeats", "2", "--json", str(result)) == 0
     data = json.loads(result.read_text())
     assert data["work"] == work and data["frames"] == frames and data["compiled"] is False
     for way in ("naive", "engine"):
         assert set(data[way]) == MEASURE_KEYS
         assert data[way]["seconds"] > 0 and data[way]["tflops"] > 0
+        assert len(data[way]["runs_s"]) == 2 and min(data[way]["runs_s"]) <= data[way]["seconds"]
         assert data[way]["fraction_of_fp16_peak"] is None  # no fp16 peak for a CPU
     assert data["speedup"] == pytest.approx(data["naive"]["seconds"] / data["engine"]["seconds"])
     assert data["tflop_per_frame"] > 0

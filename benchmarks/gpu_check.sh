@@ -20,6 +20,7 @@ DEVICE="${LSE_CHECK_DEVICE:-cuda}"
 SIZE="${LSE_CHECK_SIZE:-768}"
 STEPS="${LSE_CHECK_STEPS:-25}"
 WORKS="${LSE_CHECK_WORKS:-interpolation diffevolution visualize}"
+REPEATS="${LSE_CHECK_REPEATS:-1}"  # one timed run each keeps the check under 8 minutes
 LOG="$RESULTS/log.txt"
 : > "$LOG"
 say() { echo "gpu_check: $*" | tee -a "$LOG"; }
@@ -89,10 +90,11 @@ done
 # 5. Benchmarks: naive against the engine, each work --------------------------------------
 for work in $WORKS; do
     "${LSE[@]}" bench --model "$MODEL" --work "$work" --size "$SIZE" --steps "$STEPS" \
-        --device "$DEVICE" --json "$RESULTS/bench-$work.json" 2>&1 | tee -a "$LOG"
+        --device "$DEVICE" --repeats "$REPEATS" --json "$RESULTS/bench-$work.json" 2>&1 | tee -a "$LOG"
 done
 "${LSE[@]}" bench --model "$MODEL" --work interpolation --size "$SIZE" --steps "$STEPS" \
-    --device "$DEVICE" --no-compile --json "$RESULTS/bench-interpolation-eager.json" 2>&1 | tee -a "$LOG"
+    --device "$DEVICE" --repeats "$REPEATS" --no-compile \
+    --json "$RESULTS/bench-interpolation-eager.json" 2>&1 | tee -a "$LOG"
 
 rm -rf "$MODEL"  # gigabytes of random weights
 say "done in $((SECONDS - started)) s; smoke failures: $failures; results in $RESULTS"

@@ -205,20 +205,17 @@ def test_outpaint_walk_extends_the_white_background(tmp_path):
     assert _shape_colour(image, (255, 255, 255)) is not None  # the circle, moved left
 
 
-def test_the_first_build_is_announced_once(tmp_path):
-    import os
-    import subprocess
-    import sys
+def test_the_first_build_is_announced_once(tmp_path, monkeypatch, capsys):
+    from lse_core import models
 
     config = write_config(tmp_path / "one.yaml", model_identifier="txt2img",
                           exp_identifier="single-inference", model_id="tiny-random",
                           prompt=RED_CIRCLE, height=64, width=64, diffusion_steps=1)
-    env = {**os.environ, "LSE_CACHE": str(tmp_path / "cache")}
+    monkeypatch.setenv("LSE_CACHE", str(tmp_path / "cache"))  # nothing built yet
     said = []
     for run in ("first", "second"):
-        done = subprocess.run([sys.executable, "-m", "lse_core.cli", "run", str(config),
-                               "--out", str(tmp_path / run)], env=env, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        said.append(done.stdout + done.stderr)
+        monkeypatch.setattr(models, "_CACHE", {})  # as in a new process
+        assert run_cli("run", str(config), "--out", str(tmp_path / run)) == 0
+        said.append(capsys.readouterr().out)
     assert "building the tiny-random model (once" in said[0]
     assert "building" not in said[1]

@@ -17,17 +17,24 @@ EMBEDDING_KEYS = ("prompt_embed", "latent_noise", "image_embed")
 
 
 @torch.no_grad()
-def encode_prompt(model, positive: str, negative: str) -> torch.Tensor:
-    """(2, 77, D) float32 on the CPU: row 0 the negative/unconditional, row 1 the positive."""
-    tokens = model.tokenizer(
-        [negative, positive],
+def encode_texts(tokenizer, text_encoder, texts: list[str],
+                 device: torch.device | str = "cpu") -> torch.Tensor:
+    """(len(texts), 77, D) float32 on the CPU, each text padded to the tokenizer's full length
+    (the one way text is encoded: for rendering and for training the tiny model)."""
+    tokens = tokenizer(
+        texts,
         padding="max_length",
-        max_length=model.tokenizer.model_max_length,
+        max_length=tokenizer.model_max_length,
         truncation=True,
         return_tensors="pt",
     )
-    hidden = model.text_encoder(tokens.input_ids.to(model.device))[0]
+    hidden = text_encoder(tokens.input_ids.to(device))[0]
     return hidden.float().cpu()
+
+
+def encode_prompt(model, positive: str, negative: str) -> torch.Tensor:
+    """(2, 77, D) float32 on the CPU: row 0 the negative/unconditional, row 1 the positive."""
+    return encode_texts(model.tokenizer, model.text_encoder, [negative, positive], model.device)
 
 
 def make_noise(seed: int, count: int, height: int, width: int, channels: int = 4,

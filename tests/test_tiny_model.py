@@ -17,6 +17,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from helpers import only_session, run_cli, write_config
+from screens.frame_names import story_key
 
 RED_CIRCLE = "a red circle on a white background"
 BLUE_SQUARE = "a blue square on a white background"
@@ -38,15 +39,10 @@ def _run(tmp_path: Path, label: str, model: str = "tiny", **keys) -> Path:
     return only_session(tmp_path / label)
 
 
-def _story_order(path: Path) -> tuple:
-    """``…_step-start``, ``…_step-1`` … ``…_step-end``: the order an interpolation shows them."""
-    label = path.stem.rsplit("-", 1)[-1]
-    return (path.stem.rsplit("-", 1)[0], {"start": -1, "end": 10**9}.get(label, 0),
-            int(label) if label.isdigit() else 0)
-
-
 def _images(session: Path) -> list[np.ndarray]:
-    return [_pixels(p) for p in sorted((session / "images").glob("output-*.png"), key=_story_order)]
+    """The frames in the order the experiment shows them (an interpolation's ``step-start`` first)."""
+    paths = sorted((session / "images").glob("output-*.png"), key=lambda p: story_key(p.stem))
+    return [_pixels(p) for p in paths]
 
 
 def _border(image: np.ndarray) -> np.ndarray:

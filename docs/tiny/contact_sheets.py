@@ -9,12 +9,14 @@ size) and lays the journey's frames out in one row, each frame doubled in size.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 from PIL import Image
+
+from screens.frame_names import story_key
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -31,20 +33,13 @@ def _run(config: str, out: Path, *extra: str) -> Path:
     return session
 
 
-def _number(name: str, label: str) -> int:
-    return int(re.search(rf"{label}-(\d+)", name).group(1))
-
-
 def _frames(config: str, session: Path) -> list[Path]:
     """The journey's frames in the order the experiment shows them."""
     images = session / "images"
     if config == "visualize_diffusion.yaml":
-        steps = [p for p in images.glob("output-0_diffstep-*.png")]
-        return sorted(steps, key=lambda p: _number(p.stem, "diffstep"))
+        return _in_story_order(images.glob("output-0_diffstep-*.png"))
     if config == "random_walk.yaml":
-        walk = [p for p in images.glob("output-0_direction-0_*.png") if not p.stem.endswith("start")]
-        return [images / "output-0_direction-0_randwalkstep-start.png"] + sorted(
-            walk, key=lambda p: _number(p.stem, "randwalkstep"))
+        return _in_story_order(images.glob("output-0_direction-0_*.png"))
     if config == "diffevolution.yaml":
         lineage = json.loads((session / "session.json").read_text())["diffevolution"]["lineage"]
         return [images / f"{node['name']}.png" for node in lineage]
@@ -54,18 +49,12 @@ def _frames(config: str, session: Path) -> list[Path]:
         inputs = [ROOT / "resources" / "shapes.png", ROOT / "resources" / "shapes_mask.png"]
         return inputs + sorted(images.glob("output-*.png"))
     if config == "outpaint_walk.yaml":
-        keyframes = sorted(images.glob("frame-*.png"), key=lambda p: _number(p.stem, "frame"))
-        return [images / "init.png"] + keyframes
-    if config == "interpolation.yaml":
-        return sorted(images.glob("*.png"), key=_segment_order)
-    return sorted(images.glob("*.png"))
+        return _in_story_order([images / "init.png", *images.glob("frame-*.png")])
+    return _in_story_order(images.glob("*.png"))
 
 
-def _segment_order(path: Path) -> tuple:
-    """``output-0_lstitms-0,1_step-start`` … ``_step-end``, then the next segment."""
-    segment, label = path.stem.rsplit("_step-", 1)
-    position = {"start": -1, "end": 10**9}.get(label)
-    return segment, int(label) if position is None else position
+def _in_story_order(paths: Iterable[Path]) -> list[Path]:
+    return sorted(paths, key=lambda path: story_key(path.stem))
 
 
 def contact_sheet(paths: list[Path], size: int = 64) -> Image.Image:

@@ -178,26 +178,33 @@ def unet(inpaint: bool) -> UNet2DConditionModel:
 
 
 def vae() -> AutoencoderKL:
-    """The trained model's VAE: four levels give SD's ×8 scale and 4 latent channels.
+    """The trained model's VAE.
 
     No attention in the middle block, so any multiple of 8 decodes at the same
     cost per pixel.
     """
+    return _sd_shaped_vae(
+        block_out_channels=(16, 32, 32, 32),
+        # Few groups: with one channel per group, normalisation would erase a
+        # flat background's colour (the per-channel mean).
+        norm_num_groups=4,
+        sample_size=NATIVE_LATENT * 8,
+        mid_block_add_attention=False,
+    )
+
+
+def _sd_shaped_vae(**architecture) -> AutoencoderKL:
+    """A VAE with SD's interface: RGB in and out, four levels for the ×8 scale, 4 latent channels."""
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
         latent_channels=4,
-        block_out_channels=(16, 32, 32, 32),
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
         layers_per_block=1,
-        # Few groups: with one channel per group, normalisation would erase a
-        # flat background's colour (the per-channel mean).
-        norm_num_groups=4,
-        mid_block_add_attention=False,
-        sample_size=NATIVE_LATENT * 8,
+        **architecture,
     )
 
 
@@ -222,16 +229,4 @@ def random_unet(inpaint: bool) -> UNet2DConditionModel:
 
 def random_vae() -> AutoencoderKL:
     """``tiny-random``'s VAE (the original tiny model's architecture)."""
-    from diffusers import AutoencoderKL
-
-    return AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        block_out_channels=(16, 16, 32, 32),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=1,
-        norm_num_groups=16,
-        sample_size=768,
-    )
+    return _sd_shaped_vae(block_out_channels=(16, 16, 32, 32), norm_num_groups=16, sample_size=768)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..latents import encode_texts
 from . import parts, scenes
 
 if TYPE_CHECKING:
@@ -137,15 +138,11 @@ class Pool:
         return idx, latents, embeds
 
 
-@torch.no_grad()
 def encode_captions(text_encoder: CLIPTextModel, tokenizer: CLIPTokenizer,
                     captions: list[str]) -> torch.Tensor:
-    chunks = []
-    for start in range(0, len(captions), 64):
-        tokens = tokenizer(captions[start : start + 64], padding="max_length",
-                           max_length=parts.TOKENS, truncation=True, return_tensors="pt")
-        chunks.append(text_encoder(tokens.input_ids)[0])
-    return torch.cat(chunks)
+    """Every caption's embedding, as rendering computes it, 64 captions at a time."""
+    return torch.cat([encode_texts(tokenizer, text_encoder, captions[start : start + 64])
+                      for start in range(0, len(captions), 64)])
 
 
 def random_masks(count: int, rng: random.Random) -> torch.Tensor:

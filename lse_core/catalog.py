@@ -9,7 +9,7 @@ from typing import Any
 
 from .errors import BadInput, shorten, shown_path
 from .media import media_entries, video_unavailable, write_media
-from .session import MANIFEST, Session
+from .session import MANIFEST, Session, stored_count
 
 MAX_FPS = 240
 
@@ -54,10 +54,6 @@ def _summary(session: Session) -> SessionSummary:
         value = data.get(key)
         return shorten(value, 60) if isinstance(value, str) else "?"
 
-    def count(key: str) -> int | None:
-        value = data.get(key)
-        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
     updated = data.get("updated")
     if isinstance(updated, bool) or not isinstance(updated, (int, float)) or not math.isfinite(updated):
         updated = _mtime(session.path / MANIFEST)
@@ -65,7 +61,8 @@ def _summary(session: Session) -> SessionSummary:
     if state == "running" and not session.in_use():
         state = "stopped"  # its process died without saying so (kill -9, power cut)
     return SessionSummary(session.path, text("model_identifier"), text("exp_identifier"),
-                          text("model_id"), count("frames_done") or 0, count("frames_planned"),
+                          text("model_id"), stored_count(data, "frames_done") or 0,
+                          stored_count(data, "frames_planned"),
                           state, float(updated))
 
 

@@ -21,17 +21,11 @@ from .events import Event, FrameReady, GenerationReady, MediaWritten, Notice, St
 from .experiments.base import AskChoice, Copy, FrameJob, Media, Plan, Record, Render, SaveImages
 from .media import media_entries, video_unavailable, write_media
 from .distributed import Group, failure_of
-from .session import Session
+from .session import Session, stored_count
 from .writer import OrderedWriter
 
 
 STOPPED = "stopped"  # rank 0's word to the others when the user stops at a question
-
-
-def stored_count(manifest: dict[str, Any], key: str) -> int:
-    """A count from a manifest that may have been edited or damaged (0 when unusable)."""
-    value = manifest.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 class PlanDriver:
@@ -61,7 +55,7 @@ class PlanDriver:
         self.frames_done = 0
         # A resume walks the plan from its start; until it passes the frames a stopped
         # run had finished, the manifest keeps showing that count rather than going back.
-        self.done_before = stored_count(session.manifest, "frames_done")
+        self.done_before = stored_count(session.manifest, "frames_done") or 0
         self.outputs: list[Path] = []
         self.video_skipped = False
 

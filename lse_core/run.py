@@ -20,7 +20,7 @@ import torch
 
 from . import __version__
 from .config import ExperimentConfig, ignored_keys, with_defaults
-from .driver import PlanDriver, stored_count
+from .driver import PlanDriver
 from .engine import Engine, steps_run
 from .errors import BadInput, Cancelled, one_line
 from .events import (
@@ -47,7 +47,7 @@ from .models import (
 )
 from .distributed import Failure, Group, RankFailed, failure_of
 from .preflight import DEVICE_PATTERN, preflight
-from .session import Session
+from .session import Session, stored_count
 
 CPU_BATCH = 4
 # Rough UNet+VAE activation memory of one 768x768 frame with CFG in fp16; only
@@ -168,7 +168,7 @@ class ExperimentRun:
             self.session.update(state=state, **extra)
         except OSError:
             pass  # the disk may be full; the frames on disk are still consistent
-        return stored_count(self.session.manifest, "frames_done")
+        return stored_count(self.session.manifest, "frames_done") or 0
 
     def _run(self, emit: Callable[[Event], None]) -> None:
         group = self.options.group

@@ -269,6 +269,12 @@ class Session:
         return removed
 
 
+def stored_count(manifest: dict[str, Any], key: str) -> int | None:
+    """A count from a manifest that may have been edited or damaged; None when unusable."""
+    value = manifest.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def _reads_back(file: Path) -> bool:
     """Whether a file without a recorded checksum is whole (only frames and their
     embeddings are checked; media are written again at the end of every run)."""

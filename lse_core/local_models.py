@@ -152,7 +152,10 @@ def pull(model_id: str, say: Callable[[str], None] = print) -> Path:
     failure = probe_hub(repo)
     if failure is not None:
         raise BadInput(f"{repo}: {failure}")
+    from huggingface_hub.utils import enable_progress_bars
+
     from .models import quiet_libraries
 
     quiet_libraries()
+    enable_progress_bars()  # the libraries' own notices stay quiet; the download's bar shows
     return download(repo)

@@ -98,6 +98,37 @@ def run_lse(*args: str, env: dict[str, str], timeout: float = 300,
                           capture_output=True, text=True, timeout=timeout, input=stdin)
 
 
+def run_lse_in_terminal(*args: str, env: dict[str, str], timeout: float = 120) -> tuple[int, str]:
+    """`lse` on a pseudo-terminal of 100×24 (progress bars draw only on a terminal with a
+    width): its exit code and everything it wrote."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import time
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen([sys.executable, "-m", "lse_core.cli", *args], env=env, cwd=ROOT,
+                               stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    written, deadline = b"", time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the other end closed
+                break
+            if not chunk:
+                break
+            written += chunk
+        return process.wait(timeout=max(1.0, deadline - time.monotonic())), written.decode(errors="replace")
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -18,7 +18,14 @@ from safetensors.torch import load_file, save_file
 
 from checkpoint_files import build_pipeline
 from helpers import ROOT
-from hub_fixtures import FakeHub, cache_snapshot, closed_port, lse_env, run_lse
+from hub_fixtures import (
+    FakeHub,
+    cache_snapshot,
+    closed_port,
+    lse_env,
+    run_lse,
+    run_lse_in_terminal,
+)
 from test_tui_support import make_app, type_into
 
 REPO = "lse-test/tiny"
@@ -79,6 +86,17 @@ def test_pull_fetches_what_lse_loads_and_the_model_then_runs_offline(served, tmp
     ran = run_lse("run", str(config), "--out", str(tmp_path / "sessions"), env=offline)
     assert ran.returncode == 0, ran.stderr
     assert len(list((tmp_path / "sessions").glob("*/images/*.png"))) == 1
+
+
+def test_pull_shows_its_progress_on_a_terminal(served, tmp_path):
+    hub = FakeHub({REPO: served})
+    try:
+        code, shown = run_lse_in_terminal("models", "pull", REPO,
+                                          env=lse_env(tmp_path / "hf", endpoint=hub.url))
+    finally:
+        hub.close()
+    assert code == 0, shown
+    assert "100%|" in shown and f"{REPO}: ready" in shown
 
 
 def test_an_interrupted_pull_is_listed_incomplete_and_pulling_again_resumes_it(served, tmp_path):

@@ -171,6 +171,9 @@ def test_models_lists_each_cached_pipeline_with_family_kinds_and_size(tmp_path):
     blobs = hf_home / "hub" / "models--lse-test--sd1" / "blobs"
     assert rows["lse-test/sd1"]["size"] == sum(p.stat().st_size for p in blobs.iterdir())
     assert "lse-test/not-a-pipeline" not in rows
+    piped = run_lse("models", env=lse_env(hf_home, offline=True), timeout=60).stdout.splitlines()
+    assert [line for line in piped if line.startswith("lse-test/sd1\t")][0].startswith(
+        "lse-test/sd1\tSD 1.x\ttxt2img,img2img\t")
 
 
 def _plain_folder(folder: Path) -> Path:

@@ -106,3 +106,42 @@ def test_withdrawn_id_loads_the_cached_mirror_with_no_network(tmp_path, tiny_fol
     assert notes == [f"{WITHDRAWN_ID} was withdrawn from the Hugging Face hub; "
                      f"using its mirror {MIRROR_ID}"]
     assert list((tmp_path / "sessions").glob("*/images/*.png"))
+
+
+def test_a_model_not_in_the_cache_is_downloaded_on_its_first_run(tmp_path, tiny_folder):
+    from hub_fixtures import FakeHub
+
+    hub = FakeHub({"lse-test/tiny": tiny_folder})
+    try:
+        done = run_lse("run", str(_config(tmp_path, "lse-test/tiny")), "--out",
+                       str(tmp_path / "sessions"), env=lse_env(tmp_path / "hf", endpoint=hub.url))
+    finally:
+        hub.close()
+    assert done.returncode == 0, done.stderr
+    assert "downloading lse-test/tiny from the Hugging Face hub" in done.stdout
+    assert list((tmp_path / "sessions").glob("*/images/*.png"))
+    assert (tmp_path / "hf" / "hub" / "models--lse-test--tiny" / "refs" / "main").is_file()
+
+
+def test_a_copy_of_the_withdrawn_repository_in_the_cache_is_used_as_it_is(tmp_path, tiny_folder):
+    hf_home = tmp_path / "hf"
+    cache_snapshot(hf_home, WITHDRAWN_ID, tiny_folder)
+    done = run_lse("run", str(_config(tmp_path, WITHDRAWN_ID)), "--out",
+                   str(tmp_path / "sessions"), env=lse_env(hf_home, offline=True))
+    assert done.returncode == 0, done.stderr
+    assert "withdrawn" not in done.stdout.replace(str(tmp_path), "")
+
+
+def test_an_id_the_hub_does_not_have_is_one_line(tmp_path, tiny_folder):
+    from hub_fixtures import FakeHub
+
+    out = tmp_path / "sessions"
+    hub = FakeHub({"lse-test/tiny": tiny_folder})
+    try:
+        started = time.perf_counter()
+        done = run_lse("run", str(_config(tmp_path, "lse-test/nothing")), "--out", str(out),
+                       env=lse_env(tmp_path / "hf", endpoint=hub.url))
+        line = _one_failure_line(done, started, out)
+    finally:
+        hub.close()
+    assert f"the hub at {hub.url} has no model lse-test/nothing" in line

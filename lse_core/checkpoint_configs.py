@@ -11,6 +11,7 @@ from the BPE merges file in ``clip/`` (see clip/NOTICE.md).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -19,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Bump when a config below changes, so that folders written before are written again.
-CONFIGS_VERSION = "1"
 BPE_FILE = Path(__file__).parent / "clip" / "bpe_simple_vocab_16e6.txt.gz"
 # CLIP's vocabulary: 256 byte symbols, each also as a word end, then the merges, then
 # the start and end tokens: 49408 in all.
@@ -131,7 +130,9 @@ TYPES: dict[str, CheckpointType] = {
 
 def config_folder(name: str, cache: Path) -> Path:
     """The diffusers config folder of checkpoint type ``name`` (written once under ``cache``)."""
-    folder = cache / f"checkpoint-configs-v{CONFIGS_VERSION}" / name
+    # Named by this module's digest: a folder written by another version of lse is not reused.
+    digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:10]
+    folder = cache / "checkpoint-configs" / f"{name}-{digest}"
     if (folder / "model_index.json").is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)

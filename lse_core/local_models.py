@@ -5,6 +5,7 @@ Hugging Face hub cache, with family, kinds and size on disk (`lse models`), and
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -157,5 +158,6 @@ def pull(model_id: str, say: Callable[[str], None] = print) -> Path:
     from .models import quiet_libraries
 
     quiet_libraries()
-    enable_progress_bars()  # the libraries' own notices stay quiet; the download's bar shows
+    if sys.stderr.isatty():  # the download's bar on a terminal; piped, only lse's lines
+        enable_progress_bars()
     return download(repo)

@@ -188,15 +188,14 @@ def _count(model: torch.nn.Module) -> int:
 
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_configs_are_the_reference_architectures(name):
+def test_shipped_configs_are_the_reference_architectures(name, tmp_path):
     from diffusers.loaders.single_file_utils import infer_diffusers_model_type
     from transformers import CLIPTokenizer
 
     from lse_core.checkpoint_configs import config_folder
-    from lse_core.tiny import cache_root
 
     diffusers_type, unet, encoders, pads = SHIPPED[name]
-    folder = config_folder(name, cache_root())
+    folder = config_folder(name, tmp_path)
     made = _meta_models(folder)
     assert _count(made["unet"]) == unet and _count(made["vae"]) == VAE
     texts = [made[n] for n in ("text_encoder", "text_encoder_2") if n in made]

@@ -393,6 +393,7 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _pull(model_id: str) -> int:
+    from .errors import BadInput, one_line
     from .local_models import human_size, partial_downloads, pull
     from .progress import EXIT_INTERRUPTED
 
@@ -411,15 +412,14 @@ def _pull(model_id: str) -> int:
 
     signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGTERM, interrupted)
-    from .errors import BadInput, one_line
-
     try:
         folder = pull(model_id, say=lambda line: print(f"lse: {line}", file=sys.stderr))
     except BadInput:
         raise
     except Exception as exc:  # the network or the disk failed part way: say so in one line
-        print(f"lse: pull of {model_id} stopped ({one_line(f'{exc.__class__.__name__}: {exc}', 200)}); "
-              f"`lse models pull {model_id}` fetches the rest", file=sys.stderr)
+        reason = one_line(f"{exc.__class__.__name__}: {exc}", 200)
+        print(f"lse: pull of {model_id} stopped ({reason}); `lse models pull {model_id}` "
+              "fetches the rest", file=sys.stderr)
         return EXIT_FAILED
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     print(f"{model_id}: ready ({human_size(size)}) in {folder}")

@@ -6,7 +6,6 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import torch

@@ -264,8 +264,10 @@ def _folder(source: ModelSource, inpaint: bool, notify: Callable[[str], None]) -
         from .tiny import tiny_path
 
         return tiny_path(inpaint, trained=source.model_id == "tiny")
-    if source.kind == "folder" or source.folder is not None:
-        return Path(source.location) if source.kind == "folder" else source.folder
+    if source.kind == "folder":
+        return Path(source.location)
+    if source.folder is not None:  # a hub model complete in the local cache
+        return source.folder
     notify(f"downloading {source.location} from the Hugging Face hub (once; "
            f"`lse models pull {source.location}` shows its progress)…")
     from huggingface_hub.utils import disable_progress_bars
@@ -278,8 +280,9 @@ def _folder(source: ModelSource, inpaint: bool, notify: Callable[[str], None]) -
 
 
 def _variant(folder: Path, dtype: Any) -> str | None:
-    """"fp16" where the folder holds fp16 weight files (what `lse models pull` fetches),
-    unless every model part also has full-precision weights and fp16 is not wanted."""
+    """The weights variant to load: fp16 where the folder holds fp16 weight files (what
+    `lse models pull` fetches), unless every model part also has full-precision weights
+    and fp16 is not wanted."""
     import torch
 
     variants = list(folder.glob("*/*.fp16.safetensors")) + list(folder.glob("*/*.fp16.bin"))

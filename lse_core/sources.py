@@ -33,7 +33,7 @@ USED_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer",
 UNUSED_COMPONENTS = {"safety_checker": None, "feature_extractor": None, "image_encoder": None}
 # How long the hub may take to answer whether a model exists before lse says it cannot
 # be reached (a black-holed network never answers at all).
-PROBE_SECONDS = 5.0
+PROBE_SECONDS = 4.0
 WHAT_TO_DO = ("run `lse models pull {repo}` where the hub is reachable (HF_ENDPOINT=URL names "
               "a hub mirror), or give a local diffusers folder or .safetensors file; "
               "HF_HUB_OFFLINE=1 uses only models already in the local cache")

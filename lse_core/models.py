@@ -165,7 +165,7 @@ def load_model(model_id: str, inpaint: bool, device: torch.device, dtype: torch.
 
 
 def assemble(pipe: Any, model_id: str, source: str, device: torch.device,
-              dtype: torch.dtype) -> LoadedModel:
+             dtype: torch.dtype) -> LoadedModel:
     """The engine's view of a loaded pipeline, once its family is known."""
     family = detect_family(Anatomy.of_pipeline(pipe), model_id)
     needed = ("tokenizer_2", "text_encoder_2") if family is SDXL else ("tokenizer", "text_encoder")

@@ -440,3 +440,13 @@ def test_frame_decoding_to_nan_stops_the_run(family_model, tmp_path, capsys):
     line = _one_line_failure(capsys, "run", str(config), "--out", str(tmp_path / "out"), code=1)
     assert "a frame came out as NaN from the VAE decoder, so it was not saved" in line
     assert not list((only_session(tmp_path / "out") / "images").glob("*.png"))
+
+
+def test_bench_times_an_sdxl_model(family_model, tmp_path):
+    """lse bench drives SDXL both ways: its own pipeline (the naive way) and the engine."""
+    result = tmp_path / "bench.json"
+    assert run_cli("bench", "--model", str(family_model("sdxl")), "--work", "visualize",
+                   "--size", "32", "--steps", "2", "--repeats", "1", "--json", str(result)) == 0
+    data = json.loads(result.read_text())
+    assert data["naive"]["s_per_frame"] > 0 and data["engine"]["s_per_frame"] > 0
+    assert data["tflop_per_frame"] > 0 and data["end_to_end"]["frames"] >= 1

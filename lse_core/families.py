@@ -82,13 +82,15 @@ class Anatomy:
 
 def detect_family(anatomy: Anatomy, model_id: str) -> Family:
     """The family of a model, or one line (BadInput) saying what it looks like instead."""
-    problem = _unsupported(anatomy)
-    if isinstance(problem, Family):
-        return problem
-    raise BadInput(f"key 'model_id': {shorten(model_id)} looks like {problem}; {SUPPORTED}")
+    found = classify(anatomy)
+    if isinstance(found, Family):
+        return found
+    raise BadInput(f"key 'model_id': {shorten(model_id)} looks like {found}; {SUPPORTED}")
 
 
-def _unsupported(anatomy: Anatomy) -> Family | str:
+def classify(anatomy: Anatomy) -> Family | str:
+    """The model's family, or a phrase saying what the model looks like instead (for
+    listings that show every model without stopping at the first unsupported one)."""
     classes, configs = anatomy.classes, anatomy.configs
     name = shorten(str(anatomy.pipeline or "an unnamed pipeline"), 60)  # from a file: escaped
     if classes.get("transformer"):

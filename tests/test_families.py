@@ -393,7 +393,7 @@ def test_sdxl_file_into_sd2_is_one_line(family_model, tmp_path, capsys):
     assert line.startswith(f"lse: {file}: an SDXL embedding file, but the model is SD 2.x")
 
 
-def test_sd_file_without_pooled_into_sdxl_is_refused_by_family(family_model, tmp_path, capsys):
+def test_sdxl_file_without_its_pooled_embedding_is_one_line(family_model, tmp_path, capsys):
     """A file recorded as SDXL must carry the pooled embedding."""
     from safetensors.torch import load_file, save_file
 

@@ -22,10 +22,12 @@ from typing import Callable
 
 import torch
 
-from .engine import Engine, FrameInput, RenderSettings
+from .engine import Engine, FrameInput, RenderSettings, size_conditioning
+from .families import SD2
 from .latents import encode_prompt, make_noise, slerp
 from .models import (
     LoadedModel,
+    assemble,
     compile_model,
     compile_wanted,
     load_model,
@@ -35,6 +37,8 @@ from .models import (
 )
 
 WORKS = ("interpolation", "diffevolution", "visualize")
+# Full-size architectures with random weights: timing on a GPU without downloading weights.
+ARCHITECTURES = ("sd2-architecture", "sdxl-architecture")
 INTERPOLATION_FRAMES = 32
 GENES, GENERATIONS = 5, 4
 # Dense fp16 tensor-core peaks (TFLOP/s) from the vendors' data sheets, by device name.
@@ -95,7 +99,55 @@ def full_size_model(device: torch.device, dtype: torch.dtype) -> LoadedModel:
                                             beta_schedule="scaled_linear", steps_offset=1)
     model = LoadedModel("sd2-architecture (random weights)", "bench", tiny.tokenizer,
                         text.to(device, dtype).eval(), unet.to(device, dtype).eval(),
-                        vae.to(device, dtype).eval(), scheduler.config, device, dtype)
+                        vae.to(device, dtype).eval(), scheduler.config, device, dtype, SD2)
+    if device.type == "cuda":
+        model.unet.to(memory_format=torch.channels_last)
+    return model
+
+
+def sdxl_architecture(device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    """SDXL base's UNet, VAE and two text encoders (CLIP ViT-L, OpenCLIP bigG) with random
+    weights (timing only), assembled as ``lse run`` assembles a loaded SDXL pipeline."""
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = load_model("tiny", False, torch.device("cpu"), torch.float32).tokenizer
+
+    def text_config(width: int, layers: int, heads: int, act: str) -> CLIPTextConfig:
+        return CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=width,
+                              intermediate_size=4 * width, num_hidden_layers=layers,
+                              num_attention_heads=heads, max_position_embeddings=77,
+                              hidden_act=act, projection_dim=width)
+
+    # Built where it will run: the UNet alone is 2.6 billion parameters.
+    with torch.device(device):
+        unet = UNet2DConditionModel(
+            sample_size=128, cross_attention_dim=2048, attention_head_dim=(5, 10, 20),
+            block_out_channels=(320, 640, 1280), layers_per_block=2,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+            transformer_layers_per_block=(1, 2, 10), use_linear_projection=True,
+            addition_embed_type="text_time", addition_time_embed_dim=256,
+            projection_class_embeddings_input_dim=2816,
+        ).to(dtype)
+        vae = AutoencoderKL(
+            block_out_channels=(128, 256, 512, 512), latent_channels=4, layers_per_block=2,
+            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+            sample_size=1024, scaling_factor=0.13025, force_upcast=True,
+        ).to(dtype)
+        text = CLIPTextModel(text_config(768, 12, 12, "quick_gelu")).to(dtype)
+        text_2 = CLIPTextModelWithProjection(text_config(1280, 32, 20, "gelu")).to(dtype)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, steps_offset=1,
+                                       beta_schedule="scaled_linear", timestep_spacing="leading")
+    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=text, text_encoder_2=text_2,
+                                     tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet,
+                                     scheduler=scheduler, add_watermarker=False)
+    model = assemble(pipe, "sdxl-architecture (random weights)", "bench", device, dtype)
     if device.type == "cuda":
         model.unet.to(memory_format=torch.channels_last)
     return model
@@ -114,6 +166,10 @@ def save_full_size_model(folder: str, dtype: str = "fp16") -> None:
     pipeline.save_pretrained(folder)
 
 
+def architecture(name: str, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    return full_size_model(device, dtype) if name == "sd2-architecture" else sdxl_architecture(device, dtype)
+
+
 def make_work(name: str, model: LoadedModel, size: int, steps: int, batch_size: int) -> Work:
     a = encode_prompt(model, "a lighthouse at dusk", "blurry")
     b = encode_prompt(model, "a lighthouse in a storm", "blurry")
@@ -125,7 +181,7 @@ def make_work(name: str, model: LoadedModel, size: int, steps: int, batch_size: 
         noise_a = make_noise(1, 1, size, size, channels, scale)
         noise_b = make_noise(2, 1, size, size, channels, scale)
         ts = [i / (INTERPOLATION_FRAMES - 1) for i in range(INTERPOLATION_FRAMES)]
-        frames = [FrameInput(slerp(a, b, t), slerp(noise_a, noise_b, t), step_seed=i)
+        frames = [FrameInput(a.interpolate(b, t, "slerp"), slerp(noise_a, noise_b, t), step_seed=i)
                   for i, t in enumerate(ts)]
         return Work(name, [frames[i : i + batch_size] for i in range(0, len(frames), batch_size)],
                     settings)
@@ -133,7 +189,7 @@ def make_work(name: str, model: LoadedModel, size: int, steps: int, batch_size: 
         parent, groups = make_noise(1, 1, size, size, channels, scale), []
         for generation in range(GENERATIONS):
             fresh = make_noise(100 + generation, GENES, size, size, channels, scale)
-            prompt = slerp(a, b, 0.3 * (generation + 1) / GENERATIONS)
+            prompt = a.interpolate(b, 0.3 * (generation + 1) / GENERATIONS, "slerp")
             genes = [FrameInput(prompt, slerp(parent, fresh[i : i + 1], 0.3), step_seed=i)
                      for i in range(GENES)]
             groups.append(genes)
@@ -187,14 +243,34 @@ def _device_peak_tflops(device: torch.device) -> float | None:
 
 
 def _pipeline(model: LoadedModel, settings: RenderSettings):
-    from diffusers import StableDiffusionPipeline
+    """The family's own diffusers pipeline over the model's components."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    pipe = StableDiffusionPipeline(
-        vae=model.vae, text_encoder=model.text_encoder, tokenizer=model.tokenizer, unet=model.unet,
-        scheduler=make_scheduler(model, settings.scheduler), safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False)
+    scheduler = make_scheduler(model, settings.scheduler)
+    if model.family.pooled:
+        pipe = StableDiffusionXLPipeline(
+            vae=model.vae, text_encoder=model.text_encoder, text_encoder_2=model.text_encoder_2,
+            tokenizer=model.tokenizer, tokenizer_2=model.tokenizer_2, unet=model.unet,
+            scheduler=scheduler, add_watermarker=False)
+    else:
+        pipe = StableDiffusionPipeline(
+            vae=model.vae, text_encoder=model.text_encoder, tokenizer=model.tokenizer,
+            unet=model.unet, scheduler=scheduler, safety_checker=None, feature_extractor=None,
+            requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def _prompt_arguments(model: LoadedModel, frame: FrameInput) -> dict:
+    """A frame's prompt embedding (and pooled embedding) as pipeline arguments."""
+    device, dtype = model.device, model.dtype
+    embed = frame.prompt_embed
+    arguments = {"prompt_embeds": embed.tokens[1:].to(device, dtype),
+                 "negative_prompt_embeds": embed.tokens[:1].to(device, dtype)}
+    if embed.pooled is not None:
+        arguments["pooled_prompt_embeds"] = embed.pooled[1:].to(device, dtype)
+        arguments["negative_pooled_prompt_embeds"] = embed.pooled[:1].to(device, dtype)
+    return arguments
 
 
 def naive(model: LoadedModel, work: Work) -> Callable[[], None]:
@@ -203,16 +279,16 @@ def naive(model: LoadedModel, work: Work) -> Callable[[], None]:
     device, dtype = model.device, model.dtype
 
     def decode_each_step(pipe, step, timestep, tensors):
-        pixels = pipe.vae.decode(tensors["latents"] / pipe.vae.config.scaling_factor,
-                                 return_dict=False)[0]
+        latents = tensors["latents"] / pipe.vae.config.scaling_factor
+        pixels = pipe.vae.decode(latents.to(pipe.vae.dtype), return_dict=False)[0]
         pipe.image_processor.postprocess(pixels, output_type="pil")
         return tensors
 
     def run(frames: list[FrameInput]) -> None:
         for frame in frames:
-            pipe(prompt_embeds=frame.prompt_embed[1:].to(device, dtype),
-                 negative_prompt_embeds=frame.prompt_embed[:1].to(device, dtype),
-                 latents=frame.noise.to(device, dtype), num_inference_steps=work.settings.steps,
+            height, width = (side * model.vae_scale_factor for side in frame.noise.shape[-2:])
+            pipe(**_prompt_arguments(model, frame), latents=frame.noise.to(device, dtype),
+                 height=height, width=width, num_inference_steps=work.settings.steps,
                  guidance_scale=work.settings.guidance_scale, output_type="pil",
                  callback_on_step_end=decode_each_step if work.settings.capture_steps else None)
 
@@ -239,10 +315,17 @@ def count_flops(model: LoadedModel, work: Work, size: int) -> float:
     sample = torch.zeros(2, model.unet.config.in_channels, latent, latent, device=model.device,
                          dtype=model.dtype)
     hidden = torch.zeros(2, 77, model.embed_width, device=model.device, dtype=model.dtype)
+    added = None
+    if model.family.pooled:
+        ids = torch.tensor(size_conditioning(model, size, size), device=model.device,
+                           dtype=model.dtype)
+        added = {"text_embeds": torch.zeros(2, model.pooled_width, device=model.device,
+                                            dtype=model.dtype), "time_ids": ids}
     with torch.no_grad(), FlopCounterMode(display=False) as unet:
-        model.unet(sample, 500, encoder_hidden_states=hidden, return_dict=False)
+        model.unet(sample, 500, encoder_hidden_states=hidden, added_cond_kwargs=added,
+                   return_dict=False)
     with torch.no_grad(), FlopCounterMode(display=False) as vae:
-        model.vae.decode(sample[:1, : model.latent_channels], return_dict=False)
+        model.vae.decode(sample[:1, : model.latent_channels].to(model.vae.dtype), return_dict=False)
     decodes = work.settings.steps if work.settings.capture_steps else 1
     per_frame = unet.get_total_flops() * work.settings.steps + vae.get_total_flops() * decodes
     return per_frame * len(work.frames)
@@ -300,8 +383,8 @@ def bench(model_id: str, work_name: str, size: int, steps: int, batch_size: int,
     """Times the ways on the same inputs; returns what ``lse bench`` prints and saves."""
     chosen = pick_device(device)
     torch_dtype = pick_dtype(dtype, chosen)
-    if model_id == "sd2-architecture":
-        model = full_size_model(chosen, torch_dtype)
+    if model_id in ARCHITECTURES:
+        model = architecture(model_id, chosen, torch_dtype)
     else:
         model = load_model(model_id, False, chosen, torch_dtype)
     work = make_work(work_name, model, size, steps, batch_size)
@@ -337,7 +420,7 @@ def bench(model_id: str, work_name: str, size: int, steps: int, batch_size: int,
     if compiled:
         result["speedup_vs_compiled_naive"] = (result["naive_compiled"]["seconds"]
                                                / result["engine"]["seconds"])
-    if model_id != "sd2-architecture":
+    if model_id not in ARCHITECTURES:
         result["end_to_end"] = end_to_end(model_id, work, size, batch_size, device, dtype,
                                           use_compile)
     return result

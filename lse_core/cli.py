@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="32 interpolation frames; 5 genes x 4 generations; or one image "
                             "decoded after every step")
     bench.add_argument("--model", default="tiny",
-                       help="tiny, a model id/folder, or sd2-architecture (random SD 2.x weights)")
+                       help="tiny, a model id/folder, or sd2-architecture / sdxl-architecture "
+                            "(random SD 2.x / SDXL weights)")
     bench.add_argument("--size", type=_side, default=64, help="height and width in pixels")
     bench.add_argument("--steps", type=_at_least_one, default=4, help="denoising steps per frame")
     bench.add_argument("--batch-size", type=_at_least_one, default=8, help="the engine's batch size")

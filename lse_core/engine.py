@@ -19,8 +19,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .config import img2img_steps
-from .errors import Cancelled
+from .errors import Cancelled, RenderFault
+from .latents import PromptEmbedding
 from .models import LoadedModel, make_scheduler
+
+# diffusers' SDXL img2img/inpaint pipelines' default aesthetic scores, which a UNet that
+# requires them (``requires_aesthetics_score``, e.g. the SDXL refiner) reads in place of
+# the target size.
+AESTHETIC_SCORE, NEGATIVE_AESTHETIC_SCORE = 6.0, 2.5
 
 
 @dataclass
@@ -39,7 +45,7 @@ class Conditioning:
 class FrameInput:
     """Everything that decides one frame's pixels."""
 
-    prompt_embed: torch.Tensor  # (2, 77, D): negative row, positive row
+    prompt_embed: PromptEmbedding  # negative row, positive row
     noise: torch.Tensor  # (1, 4, H/8, W/8), before scheduler scaling
     step_seed: int = 0  # seeds the per-step noise of ancestral/SDE schedulers
     conditioning: Conditioning | None = None
@@ -75,6 +81,16 @@ def _completes_step(scheduler) -> bool:
     if hasattr(scheduler, "ets") and hasattr(scheduler, "counter"):  # PNDM's PLMS warm-up
         return scheduler.counter != 1
     return True
+
+
+def size_conditioning(model: LoadedModel, height: int, width: int) -> tuple[list[float], list[float]]:
+    """SDXL's (negative, positive) ``time_ids`` as its pipelines compute them by default:
+    original size = target size = the image's (height, width), crop top-left (0, 0)."""
+    if model.requires_aesthetics_score:
+        return ([height, width, 0, 0, NEGATIVE_AESTHETIC_SCORE],
+                [height, width, 0, 0, AESTHETIC_SCORE])
+    ids = [height, width, 0, 0, height, width]
+    return ids, ids
 
 
 def steps_run(settings: RenderSettings, img2img: bool) -> int:
@@ -144,8 +160,9 @@ class Engine:
         # meaningful (g = 0 is the negative prompt alone); only g = 1, where the formula
         # is the conditional prediction, can skip the unconditional half.
         guided = settings.guidance_scale != 1
-        embeds = torch.stack([f.prompt_embed for f in frames]).to(device, dtype)  # (B, 2, 77, D)
+        embeds = torch.stack([f.prompt_embed.tokens for f in frames]).to(device, dtype)  # (B, 2, 77, D)
         hidden = torch.cat([embeds[:, 0], embeds[:, 1]]) if guided else embeds[:, 1]
+        added = self._added_conditions(frames, noise.shape[-2:], guided)
         generators = [torch.Generator("cpu").manual_seed(f.step_seed) for f in frames]
         step_kwargs = {}
         if "generator" in inspect.signature(scheduler.step).parameters:
@@ -163,7 +180,7 @@ class Engine:
                 extra = torch.cat([inpaint_extra] * 2) if guided else inpaint_extra
                 unet_in = torch.cat([unet_in, extra], dim=1)
             pred = model.unet(unet_in.to(dtype), t, encoder_hidden_states=hidden,
-                              return_dict=False)[0].float()
+                              added_cond_kwargs=added, return_dict=False)[0].float()
             if guided:
                 uncond, cond = pred.chunk(2)
                 pred = uncond + settings.guidance_scale * (cond - uncond)
@@ -183,18 +200,50 @@ class Engine:
         image_embeds, images = self._decode(latents)
         return [RenderedFrame(image_embed=e, image=i) for e, i in zip(image_embeds, images)]
 
+    def _added_conditions(self, frames: list[FrameInput], latent_size: torch.Size,
+                          guided: bool) -> dict[str, torch.Tensor] | None:
+        """SDXL's extra UNet inputs, in the batch's order (negatives first when guided): the
+        pooled text embedding and the size/crop conditioning."""
+        if not self.model.family.pooled:
+            return None
+        device, dtype = self.model.device, self.model.dtype
+        pooled = torch.stack([f.prompt_embed.pooled for f in frames]).to(device, dtype)  # (B, 2, P)
+        scale = self.model.vae_scale_factor
+        negative, positive = size_conditioning(self.model, latent_size[0] * scale,
+                                               latent_size[1] * scale)
+        ids = torch.tensor([positive], dtype=dtype, device=device).repeat(len(frames), 1)
+        if not guided:
+            return {"text_embeds": pooled[:, 1], "time_ids": ids}
+        negative_ids = torch.tensor([negative], dtype=dtype, device=device).repeat(len(frames), 1)
+        return {"text_embeds": torch.cat([pooled[:, 0], pooled[:, 1]]),
+                "time_ids": torch.cat([negative_ids, ids])}
+
     def _decode(self, latents: torch.Tensor) -> tuple[list[torch.Tensor], list[Image.Image]]:
         image_embed = latents / self.scaling_factor
-        pixels = self.model.vae.decode(image_embed.to(self.model.dtype), return_dict=False)[0]
-        images = self.image_processor.postprocess(pixels.float(), output_type="pil")
+        vae = self.model.vae  # float32 where the model's dtype would overflow it (SDXL, fp16)
+        pixels = vae.decode(image_embed.to(vae.dtype), return_dict=False)[0].float()
+        self._refuse_nan(latents, pixels)
+        images = self.image_processor.postprocess(pixels, output_type="pil")
         return [e.unsqueeze(0).float().cpu() for e in image_embed], images
+
+    def _refuse_nan(self, latents: torch.Tensor, pixels: torch.Tensor) -> None:
+        """A frame with NaN or infinite values would be saved black: stop the run instead."""
+        if torch.isfinite(pixels).all():
+            return
+        where = "the UNet" if not torch.isfinite(latents).all() else "the VAE decoder"
+        if self.model.dtype == torch.float16:
+            raise RenderFault(f"a frame came out as NaN ({where} overflowed in float16), so it "
+                              "was not saved: run again with --dtype bf16 or fp32, or use a "
+                              "VAE made for fp16 (an fp16-fixed SDXL VAE)")
+        raise RenderFault(f"a frame came out as NaN from {where}, so it was not saved: the "
+                          "model's weights may be damaged")
 
     def _encode(self, key: tuple[str, str], pixels: torch.Tensor) -> torch.Tensor:
         if key in self._encoded:
             self._encoded.move_to_end(key)
             return self._encoded[key]
         vae = self.model.vae
-        dist = vae.encode(pixels.to(self.model.device, self.model.dtype)).latent_dist
+        dist = vae.encode(pixels.to(self.model.device, vae.dtype)).latent_dist
         # The distribution's mean keeps frames deterministic without another seed.
         latents = dist.mean.float() * self.scaling_factor
         self._encoded[key] = latents

@@ -5,6 +5,11 @@ class BadInput(Exception):
     """A config, file or model the user named is unusable (CLI exit code 2)."""
 
 
+class RenderFault(Exception):
+    """Rendering went wrong in a way the user can fix (CLI exit code 1); the message is the
+    whole line."""
+
+
 class Cancelled(Exception):
     """The run was asked to stop; finished frames are kept."""
 

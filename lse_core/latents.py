@@ -5,15 +5,50 @@ from __future__ import annotations
 import errno
 import pickle
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .config import MAX_SIDE
-from .errors import BadInput, shorten
+from .errors import BadInput, shorten, shown_path
+from .families import family_of_file
 from .files import publish
 
-EMBEDDING_KEYS = ("prompt_embed", "latent_noise", "image_embed")
+POOLED = "pooled_prompt_embed"
+FRAME_KEYS = ("prompt_embed", "latent_noise", "image_embed")  # in every frame's file
+EMBEDDING_KEYS = (*FRAME_KEYS, POOLED)
+FAMILY_METADATA = "family"  # the safetensors metadata entry naming the family
+
+
+@dataclass(frozen=True)
+class PromptEmbedding:
+    """A prompt as the UNet reads it; row 0 of each tensor is the negative prompt, row 1 the
+    positive one. Every move through prompt space moves ``tokens`` and ``pooled`` alike."""
+
+    tokens: torch.Tensor  # (2, 77, D)
+    pooled: torch.Tensor | None  # (2, P): SDXL's pooled text embedding, else None
+    family: str  # the key of the model family it was made for (``families.FAMILIES``)
+
+    def _map(self, other: PromptEmbedding | None, op) -> PromptEmbedding:
+        pooled = None
+        if self.pooled is not None:
+            pooled = op(self.pooled, other.pooled if other is not None else None)
+        return PromptEmbedding(op(self.tokens, other.tokens if other is not None else None),
+                               pooled, self.family)
+
+    def interpolate(self, other: PromptEmbedding, t: float, method: str) -> PromptEmbedding:
+        """slerp or lerp, each tensor on its own, per sample and in float32."""
+        return self._map(other, lambda a, b: interpolate(a, b, t, method))
+
+    def plus(self, delta: PromptEmbedding, times: float = 1) -> PromptEmbedding:
+        return self._map(delta, lambda a, d: a + times * d)
+
+    def random_delta(self, generator: torch.Generator, step_size: float) -> PromptEmbedding:
+        """Uniform in [-1, 1] × step_size, shaped like each tensor. The token delta is drawn
+        first and nothing else is drawn without a pooled embedding, so SD 1.x/2.x walks draw
+        exactly the numbers they always did."""
+        return self._map(None, lambda a, _: step_size * (torch.rand(a.shape, generator=generator) * 2 - 1))
 
 
 @torch.no_grad()
@@ -32,9 +67,38 @@ def encode_texts(tokenizer, text_encoder, texts: list[str],
     return hidden.float().cpu()
 
 
-def encode_prompt(model, positive: str, negative: str) -> torch.Tensor:
-    """(2, 77, D) float32 on the CPU: row 0 the negative/unconditional, row 1 the positive."""
-    return encode_texts(model.tokenizer, model.text_encoder, [negative, positive], model.device)
+def encode_prompt(model, positive: str, negative: str) -> PromptEmbedding:
+    """Float32 on the CPU: row 0 the negative/unconditional, row 1 the positive."""
+    if model.family.pooled:
+        return _encode_pooled(model, positive, negative)
+    tokens = encode_texts(model.tokenizer, model.text_encoder, [negative, positive], model.device)
+    return PromptEmbedding(tokens, None, model.family.key)
+
+
+@torch.no_grad()
+def _encode_one(model, text: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One text as diffusers' SDXL pipelines encode it: every encoder's penultimate hidden
+    states side by side, and the pooled embedding of the encoder with a projection."""
+    hidden, pooled = [], None
+    for tokenizer, encoder in model.text_encoders:
+        ids = tokenizer([text], padding="max_length", max_length=tokenizer.model_max_length,
+                        truncation=True, return_tensors="pt").input_ids
+        out = encoder(ids.to(model.device), output_hidden_states=True)
+        if pooled is None and out[0].ndim == 2:  # text_embeds: the projected pooled output
+            pooled = out[0]
+        hidden.append(out.hidden_states[-2])
+    return torch.cat(hidden, dim=-1)[0].float().cpu(), pooled[0].float().cpu()
+
+
+def _encode_pooled(model, positive: str, negative: str) -> PromptEmbedding:
+    tokens, pooled = _encode_one(model, positive)
+    if not negative and model.force_zeros_for_empty_prompt:
+        # The SDXL pipelines' default: no negative prompt means zeros, not the empty text.
+        neg_tokens, neg_pooled = torch.zeros_like(tokens), torch.zeros_like(pooled)
+    else:
+        neg_tokens, neg_pooled = _encode_one(model, negative)
+    return PromptEmbedding(torch.stack([neg_tokens, tokens]), torch.stack([neg_pooled, pooled]),
+                           model.family.key)
 
 
 def make_noise(seed: int, count: int, height: int, width: int, channels: int = 4,
@@ -66,22 +130,26 @@ def interpolate(a: torch.Tensor, b: torch.Tensor, t: float, method: str) -> torc
     return slerp(a, b, t) if method == "slerp" else lerp(a, b, t)
 
 
-def save_embedding(path: Path, prompt_embed: torch.Tensor, latent_noise: torch.Tensor,
+def save_embedding(path: Path, prompt_embed: PromptEmbedding, latent_noise: torch.Tensor,
                    image_embed: torch.Tensor) -> None:
-    """Write the three tensors to ``.safetensors`` atomically."""
+    """Write the tensors (SDXL: with the pooled embedding) and the family to ``.safetensors``
+    atomically."""
     from safetensors.torch import save_file
 
     def own(tensor: torch.Tensor) -> torch.Tensor:
         # A packed copy: safetensors refuses views and tensors that share memory.
         return tensor.detach().float().cpu().clone(memory_format=torch.contiguous_format)
 
-    tensors = {"prompt_embed": own(prompt_embed), "latent_noise": own(latent_noise),
+    tensors = {"prompt_embed": own(prompt_embed.tokens), "latent_noise": own(latent_noise),
                "image_embed": own(image_embed)}
+    if prompt_embed.pooled is not None:
+        tensors[POOLED] = own(prompt_embed.pooled)
+    metadata = {FAMILY_METADATA: prompt_embed.family}
     from safetensors import SafetensorError
 
     def write(tmp: Path) -> None:
         try:
-            save_file(tensors, str(tmp))
+            save_file(tensors, str(tmp), metadata=metadata)
         except SafetensorError as exc:
             # safetensors reports I/O failures as its own error; a full disk must stay an
             # OSError so the run stops cleanly and can be resumed.
@@ -92,12 +160,19 @@ def save_embedding(path: Path, prompt_embed: torch.Tensor, latent_noise: torch.T
     publish(path, write)
 
 
-def load_embedding(path: str | Path, needs: tuple[str, ...] = EMBEDDING_KEYS,
+def load_embedding(path: str | Path, needs: tuple[str, ...] = FRAME_KEYS,
                    key: str | None = None) -> dict[str, torch.Tensor]:
     """Read a ``.safetensors`` or the original tool's ``.pt`` (tensors only, never pickles).
 
     ``key`` names the config key that pointed here, for the error message.
     """
+    return read_embedding(path, needs, key)[0]
+
+
+def read_embedding(path: str | Path, needs: tuple[str, ...] = FRAME_KEYS,
+                   key: str | None = None) -> tuple[dict[str, torch.Tensor], str | None]:
+    """``load_embedding``'s tensors and the family the file records (None: not recorded,
+    as in the original tool's files)."""
     from safetensors import SafetensorError
 
     path = Path(path)
@@ -105,10 +180,13 @@ def load_embedding(path: str | Path, needs: tuple[str, ...] = EMBEDDING_KEYS,
         where = f"key '{key}': " if key else ""
         raise BadInput(f"{where}{shorten(str(path))}: embedding file not found")
     try:
+        family = None
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+            from safetensors import safe_open
 
-            data = load_file(str(path))
+            with safe_open(str(path), framework="pt") as handle:
+                data = {name: handle.get_tensor(name) for name in handle.keys()}
+                family = (handle.metadata() or {}).get(FAMILY_METADATA)
         else:
             data = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError,
@@ -121,7 +199,7 @@ def load_embedding(path: str | Path, needs: tuple[str, ...] = EMBEDDING_KEYS,
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise BadInput(f"{shorten(str(path))}: an embedding file must hold a mapping of tensors")
     require_tensors(path, data, needs)
-    return {k: v.float() for k, v in data.items() if k in EMBEDDING_KEYS}
+    return {k: v.float() for k, v in data.items() if k in EMBEDDING_KEYS}, family
 
 
 def require_tensors(path: str | Path, data: dict[str, torch.Tensor], needs: tuple[str, ...]) -> None:
@@ -137,6 +215,32 @@ def check_prompt_embed(path: str | Path, embed: torch.Tensor, width: int, tokens
         raise BadInput(f"{shorten(str(path))}: tensor prompt_embed has shape "
                        f"{tuple(embed.shape)}, the model needs {expected}")
     check_values(path, "prompt_embed", embed)
+
+
+def prompt_from_file(path: str | Path, data: dict[str, torch.Tensor], recorded: str | None,
+                     model) -> PromptEmbedding:
+    """The prompt embedding a file holds, checked against the model's family and shapes."""
+    shown = shown_path(path)
+    tokens = data["prompt_embed"]
+    family = family_of_file(recorded, tokens.shape[-1])
+    if recorded is not None and family is None:
+        raise BadInput(f"{shown}: the file records an unknown model family "
+                       f"{shorten(repr(recorded), 30)}")
+    if family is not None and family is not model.family:
+        raise BadInput(f"{shown}: an {family.label} embedding file, but the model is "
+                       f"{model.family.label} (tensor prompt_embed has shape "
+                       f"{tuple(tokens.shape)}, the model needs "
+                       f"{(2, model.tokens, model.embed_width)})")
+    check_prompt_embed(path, tokens, model.embed_width, model.tokens)
+    pooled = None
+    if model.family.pooled:
+        require_tensors(path, data, (POOLED,))
+        pooled = data[POOLED]
+        if tuple(pooled.shape) != (2, model.pooled_width):
+            raise BadInput(f"{shown}: tensor {POOLED} has shape {tuple(pooled.shape)}, the "
+                           f"model needs {(2, model.pooled_width)}")
+        check_values(path, POOLED, pooled)
+    return PromptEmbedding(tokens, pooled, model.family.key)
 
 
 def check_latent_noise(path: str | Path, noise: torch.Tensor, channels: int,

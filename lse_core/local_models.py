@@ -4,7 +4,6 @@ Hugging Face hub cache, with family, kinds and size on disk (`lse models`), and
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -83,23 +82,17 @@ def _in_hub_cache() -> list[LocalModel]:
 
 
 def describe_folder(folder: Path) -> tuple[str, tuple[str, ...]]:
-    """Family and kinds of a diffusers pipeline folder, read from its configs (never its name)."""
-    index, unet = _json(folder / "model_index.json"), _json(folder / "unet" / "config.json")
-    kinds = KINDS_BY_UNET_CHANNELS.get(unet.get("in_channels"), ())
-    second = index.get("text_encoder_2")
-    if (isinstance(second, list) and second and second[0]) or \
-            unet.get("addition_embed_type") == "text_time":
-        return "SDXL", kinds
-    width = unet.get("cross_attention_dim")
-    return {768: "SD 1.x", 1024: "SD 2.x"}.get(width, "unknown"), kinds
+    """Family and kinds of a diffusers pipeline folder, read from its configs (never its name),
+    by the rules that decide whether lse loads it."""
+    from .families import Anatomy, Family, classify
 
-
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    anatomy = Anatomy.of_folder(folder)
+    if anatomy is None:
+        return "unknown", ()
+    found = classify(anatomy)
+    unet = anatomy.configs.get("unet", {})
+    return (found.label if isinstance(found, Family) else "unknown",
+            KINDS_BY_UNET_CHANNELS.get(unet.get("in_channels"), ()))
 
 
 def _folder_size(folder: Path) -> int:

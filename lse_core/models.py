@@ -1,17 +1,19 @@
-"""Loading Stable Diffusion components once per process (where they come from: sources.py)."""
+"""Loading Stable Diffusion components once per process (where they come from: sources.py),
+for the families in ``families`` (SD 1.x, SD 2.x, SDXL)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 
 from .config import resolve_scheduler_name
 from .errors import BadInput, shorten
+from .families import SDXL, Anatomy, Family, detect_family
 from .preflight import check_device_name
 from .sources import TINY_MODELS, load_pipeline, locate
 
@@ -30,6 +32,28 @@ class LoadedModel:
     scheduler_config: Any
     device: torch.device
     dtype: torch.dtype
+    family: Family
+    # SDXL: the second tokenizer and text encoder (the pooled embedding comes from it), and
+    # the pipeline settings that decide its negative prompt and its size conditioning.
+    tokenizer_2: Any = None
+    text_encoder_2: Any = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text_encoders(self) -> list[tuple[Any, Any]]:
+        """(tokenizer, text encoder) pairs whose outputs make the prompt embedding, in order
+        (an SDXL refiner has only the second)."""
+        pairs = [(self.tokenizer, self.text_encoder), (self.tokenizer_2, self.text_encoder_2)]
+        return [(tok, enc) for tok, enc in pairs if enc is not None]
+
+    @property
+    def force_zeros_for_empty_prompt(self) -> bool:
+        # The SDXL pipelines' default when the model's config does not say.
+        return bool(self.settings.get("force_zeros_for_empty_prompt", True))
+
+    @property
+    def requires_aesthetics_score(self) -> bool:
+        return bool(self.settings.get("requires_aesthetics_score", False))
 
     @property
     def is_inpaint(self) -> bool:
@@ -45,7 +69,16 @@ class LoadedModel:
 
     @property
     def embed_width(self) -> int:
-        return self.text_encoder.config.hidden_size
+        return sum(encoder.config.hidden_size for _, encoder in self.text_encoders)
+
+    @property
+    def pooled_width(self) -> int | None:
+        """Width of the pooled text embedding (SDXL: text_encoder_2's projection), else None."""
+        return self.text_encoder_2.config.projection_dim if self.family.pooled else None
+
+    @property
+    def tokens(self) -> int:
+        return self.text_encoders[0][0].model_max_length
 
     @property
     def latent_channels(self) -> int:
@@ -120,21 +153,7 @@ def load_model(model_id: str, inpaint: bool, device: torch.device, dtype: torch.
     if source.note:
         notify(source.note)
     pipe = load_pipeline(source, dtype, inpaint, notify)
-    missing = [c for c in ("tokenizer", "text_encoder", "unet", "vae") if getattr(pipe, c, None) is None]
-    if missing:
-        raise BadInput(f"key 'model_id': '{model_id}' is not a Stable Diffusion model "
-                       f"(no {', '.join(missing)})")
-    model = LoadedModel(
-        model_id=model_id,
-        source=source.location,
-        tokenizer=pipe.tokenizer,
-        text_encoder=pipe.text_encoder.to(device).eval(),
-        unet=pipe.unet.to(device).eval(),
-        vae=pipe.vae.to(device).eval(),
-        scheduler_config=pipe.scheduler.config,
-        device=device,
-        dtype=dtype,
-    )
+    model = assemble(pipe, model_id, source.location, device, dtype)
     if model.is_inpaint != inpaint:
         wanted = "an inpainting model (9-channel UNet)" if inpaint else "a txt2img/img2img model"
         have = "an inpainting model" if model.is_inpaint else "a 4-channel txt2img model"
@@ -143,6 +162,41 @@ def load_model(model_id: str, inpaint: bool, device: torch.device, dtype: torch.
         model.unet.to(memory_format=torch.channels_last)
     _CACHE[key] = model
     return model
+
+
+def assemble(pipe: Any, model_id: str, source: str, device: torch.device,
+             dtype: torch.dtype) -> LoadedModel:
+    """The engine's view of a loaded pipeline, once its family is known."""
+    family = detect_family(Anatomy.of_pipeline(pipe), model_id)
+    needed = ("tokenizer_2", "text_encoder_2") if family is SDXL else ("tokenizer", "text_encoder")
+    missing = [c for c in (*needed, "unet", "vae") if getattr(pipe, c, None) is None]
+    if missing:
+        raise BadInput(f"key 'model_id': '{model_id}' is not a {family.label} model "
+                       f"(no {', '.join(missing)})")
+
+    def on_device(part: Any) -> Any:
+        return part.to(device).eval() if part is not None else None
+
+    vae = on_device(pipe.vae)
+    if family is SDXL and dtype == torch.float16 and vae.config.force_upcast:
+        # SDXL's VAE overflows in fp16; its pipelines run it in float32 (``force_upcast``).
+        vae.to(torch.float32)
+    return LoadedModel(
+        model_id=model_id,
+        source=source,
+        tokenizer=getattr(pipe, "tokenizer", None),
+        text_encoder=on_device(getattr(pipe, "text_encoder", None)),
+        unet=on_device(pipe.unet),
+        vae=vae,
+        scheduler_config=pipe.scheduler.config,
+        device=device,
+        dtype=dtype,
+        family=family,
+        tokenizer_2=getattr(pipe, "tokenizer_2", None),
+        text_encoder_2=on_device(getattr(pipe, "text_encoder_2", None)),
+        settings={k: v for k, v in pipe.config.items()
+                  if k in ("force_zeros_for_empty_prompt", "requires_aesthetics_score")},
+    )
 
 
 def apply_memory_options(model: LoadedModel, att_slicing: bool, vae_slicing: bool,

@@ -22,7 +22,7 @@ from . import __version__
 from .config import ExperimentConfig, ignored_keys, with_defaults
 from .driver import PlanDriver
 from .engine import Engine, steps_run
-from .errors import BadInput, Cancelled, one_line
+from .errors import BadInput, Cancelled, RenderFault, one_line
 from .events import (
     FINAL_EVENTS,
     Event,
@@ -153,7 +153,8 @@ class ExperimentRun:
             emit(Failed(message, bad_input=False,
                         session_dir=self.session.path if self.session else None))
         except Exception as exc:  # reported as an event; the CLI exits 1
-            message = one_line(f"{exc.__class__.__name__}: {exc}")
+            message = one_line(str(exc) if isinstance(exc, RenderFault)
+                               else f"{exc.__class__.__name__}: {exc}")
             self._mark("failed", error=message)
             emit(Failed(message, bad_input=False,
                         session_dir=self.session.path if self.session else None))

@@ -250,6 +250,11 @@ def load_pipeline(source: ModelSource, dtype: Any, inpaint: bool,
 
         return load_checkpoint(Path(source.location), source.model_id, dtype, notify)
     folder = _folder(source, inpaint, notify)
+    from .families import Anatomy, detect_family
+
+    anatomy = Anatomy.of_folder(folder)
+    if anatomy is not None:  # an unsupported model is refused before its weights load
+        detect_family(anatomy, source.model_id)
     from diffusers import DiffusionPipeline
 
     try:

@@ -28,3 +28,22 @@ def pytest_configure(config):
 @pytest.fixture
 def out(tmp_path: Path) -> Path:
     return tmp_path / "sessions"
+
+
+@pytest.fixture(scope="session")
+def family_model(tmp_path_factory):
+    """Tiny random diffusers folders of each family (family_models.py), each built once per
+    run: ``family_model("sdxl", inpaint=True, prediction="v_prediction")``. The folders'
+    names say nothing of their family: lse must tell it from the configs."""
+    from family_models import build
+
+    built: dict = {}
+
+    def get(family: str, inpaint: bool = False, prediction: str = "epsilon", **extra) -> Path:
+        key = (family, inpaint, prediction, tuple(sorted(extra.items())))
+        if key not in built:
+            built[key] = build(tmp_path_factory.mktemp("model"), family, inpaint, prediction,
+                               **extra)
+        return built[key]
+
+    return get

@@ -77,9 +77,9 @@ def _pixels(session: Path) -> list[np.ndarray]:
     return [np.asarray(Image.open(p)) for p in sorted((session / "images").glob("*.png"))]
 
 
-# SDXL renders once the engine drives SDXL's pooled embedding and size conditioning.
 @pytest.mark.parametrize("name,kind", [("sd1", "txt2img"), ("sd2", "txt2img"),
-                                       ("sd1-inpaint", "inpaint")])
+                                       ("sd1-inpaint", "inpaint"), ("sdxl", "txt2img"),
+                                       ("sdxl-inpaint", "inpaint")])
 def test_a_single_file_renders_the_frames_of_its_folder(models, name, kind, tmp_path):
     folder, file = models[name]
     config = {"txt2img": "configs/txt2img/single_inference.yaml",

@@ -76,7 +76,7 @@ def test_engine_equals_the_diffusers_pipeline(kind, scheduler, prediction):
     pipe = _pipeline(model, kind, scheduler)
     embed = encode_prompt(model, "a lighthouse on a cliff", "blurry")
     noise = make_noise(SEED, 1, SIZE, SIZE)
-    common = dict(prompt_embeds=embed[1:], negative_prompt_embeds=embed[:1],
+    common = dict(prompt_embeds=embed.tokens[1:], negative_prompt_embeds=embed.tokens[:1],
                   num_inference_steps=STEPS, guidance_scale=7.5, output_type="latent")
     conditioning = None
     if kind == "txt2img":
@@ -139,10 +139,10 @@ def test_guidance_below_one_is_applied_as_the_original_does():
     assert _relative_gap(at[0.5], at[1.0]) > 1e-3
     assert _relative_gap(at[0.0], at[1.0]) > 1e-3
     # g = 0 is the negative prompt's prediction alone, g = 1 the positive one alone
-    negative_only = torch.stack([embed[0], embed[0]])
+    negative_only = dataclasses.replace(embed, tokens=torch.stack([embed.tokens[0], embed.tokens[0]]))
     assert _relative_gap(_render_with_guidance(engine, negative_only, 1.0), at[0.0]) <= 1e-5
     # g = 1: the conditional prediction, as the diffusers pipeline computes it without CFG
     expected = _pipeline(model, "txt2img", "DDIMScheduler")(
-        prompt_embeds=embed[1:], negative_prompt_embeds=embed[:1], num_inference_steps=STEPS,
+        prompt_embeds=embed.tokens[1:], negative_prompt_embeds=embed.tokens[:1], num_inference_steps=STEPS,
         guidance_scale=1.0, latents=make_noise(SEED, 1, SIZE, SIZE), output_type="latent").images
     assert _relative_gap(expected, at[1.0] * model.vae.config.scaling_factor) <= 1e-4

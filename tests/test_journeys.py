@@ -290,7 +290,7 @@ def test_diffevolution_genes_move_towards_the_target(tmp_path):
     # generation 3 is answered ";;a storm over the sea|blurry": generation 4 moves towards it
     genes = [embed(f"difevostep-4_parent-1_gene-{i}") for i in range(3)]
     model = load_model("tiny", False, torch.device("cpu"), torch.float32)
-    target = encode_prompt(model, "a storm over the sea", "blurry")
+    target = encode_prompt(model, "a storm over the sea", "blurry").tokens
     expected = slerp(node1["prompt_embed"], target, 0.4)
     parent_noise = node1["latent_noise"].flatten()
     for gene in genes:

@@ -20,7 +20,7 @@ from ..choices import HELP, Choice
 from ..engine import FrameInput
 from ..errors import BadInput
 from ..config import absolute_path, is_embedding_path
-from ..latents import slerp
+from ..latents import PromptEmbedding, slerp
 from .base import AskChoice, Experiment, FrameJob, Media, Plan, Record, Render
 
 START = "difevostep-start"
@@ -30,7 +30,7 @@ class _Node:
     name: str
     parent: int | None
     generation: int
-    prompt: torch.Tensor
+    prompt: PromptEmbedding
     noise: torch.Tensor
     gene: int | None = None  # its place in its generation (None: the start)
 
@@ -127,7 +127,7 @@ class Diffevolution(Experiment):
         while not (finishing and auto_left == 0):
             generation += 1
             fresh = self._fresh_noise(generation)
-            prompt = slerp(parent.prompt, target, cfg.step_size)
+            prompt = parent.prompt.interpolate(target, cfg.step_size, "slerp")
             jobs = []
             for i in range(genes):
                 noise = slerp(parent.noise, fresh[i : i + 1], cfg.step_size)

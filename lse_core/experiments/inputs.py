@@ -12,11 +12,12 @@ from PIL import Image
 from ..config import ExperimentConfig, is_embedding_path, split_prompt
 from ..engine import Conditioning, Engine
 from ..latents import (
+    PromptEmbedding,
     check_latent_noise,
-    check_prompt_embed,
     encode_prompt,
-    load_embedding,
     make_noise,
+    prompt_from_file,
+    read_embedding,
     require_tensors,
 )
 from ..models import LoadedModel
@@ -32,36 +33,41 @@ class Inputs:
         self.model = model
         self.engine = engine
         self.notify = notify
-        self._prompts: dict[str, torch.Tensor] = {}
-        self._files: dict[str, dict[str, torch.Tensor]] = {}
+        self._prompts: dict[str, PromptEmbedding] = {}
+        self._files: dict[str, tuple[dict[str, torch.Tensor], str | None]] = {}
 
     # files -------------------------------------------------------------------
-    def embedding_file(self, path: str, key: str, tensor: str) -> torch.Tensor:
+    def _file(self, path: str, key: str, tensor: str) -> tuple[dict[str, torch.Tensor], str | None]:
+        """The file's tensors (``tensor`` among them) and the family it records."""
         if path not in self._files:
-            self._files[path] = load_embedding(Path(path).expanduser(), needs=(), key=key)
+            self._files[path] = read_embedding(Path(path).expanduser(), needs=(), key=key)
             self.notify(f"loaded {path}")
-        data = self._files[path]
+        data, family = self._files[path]
         require_tensors(path, data, (tensor,))
-        value = data[tensor]
-        if tensor == "prompt_embed":
-            check_prompt_embed(path, value, self.model.embed_width,
-                               self.model.tokenizer.model_max_length)
-        else:
-            check_latent_noise(path, value, self.model.latent_channels)
-        return value
+        return data, family
+
+    def prompt_file(self, path: str, key: str) -> PromptEmbedding:
+        return prompt_from_file(path, *self._file(path, key, "prompt_embed"), self.model)
+
+    def noise_file(self, path: str, key: str) -> torch.Tensor:
+        # Noise is standard normal in every family: any file's noise fits a model whose
+        # latents have its channels.
+        noise = self._file(path, key, "latent_noise")[0]["latent_noise"]
+        check_latent_noise(path, noise, self.model.latent_channels)
+        return noise
 
     # prompts -----------------------------------------------------------------
-    def prompt(self, item: str, key: str) -> torch.Tensor:
+    def prompt(self, item: str, key: str) -> PromptEmbedding:
         """A ``positive|negative`` string or an embedding file path."""
         if is_embedding_path(item):
-            return self.embedding_file(item.strip(), key, "prompt_embed")
+            return self.prompt_file(item.strip(), key)
         if item not in self._prompts:
             self._prompts[item] = encode_prompt(self.model, *split_prompt(item))
         return self._prompts[item]
 
-    def base_prompt(self) -> torch.Tensor:
+    def base_prompt(self) -> PromptEmbedding:
         if self.cfg.load_prompt_embeds:
-            return self.embedding_file(self.cfg.load_prompt_embeds, "load_prompt_embeds", "prompt_embed")
+            return self.prompt_file(self.cfg.load_prompt_embeds, "load_prompt_embeds")
         return self.prompt(self.cfg.prompt or "", "prompt")
 
     # noise -------------------------------------------------------------------
@@ -84,7 +90,7 @@ class Inputs:
     def base_noise(self) -> torch.Tensor:
         """(N, C, h, w) for ``images_per_prompt`` images, or the loaded noise."""
         if self.cfg.load_latent_noise:
-            return self.embedding_file(self.cfg.load_latent_noise, "load_latent_noise", "latent_noise")
+            return self.noise_file(self.cfg.load_latent_noise, "load_latent_noise")
         return self.noise_for_seed(self.cfg.rand_seed, self.cfg.images_per_prompt)
 
     def noise_item(self, item: int | str, key: str) -> torch.Tensor:
@@ -92,7 +98,7 @@ class Inputs:
         if isinstance(item, int):
             return self.noise_for_seed(item)
         # preflight() refused any other string
-        return self.embedding_file(item.strip(), key, "latent_noise")
+        return self.noise_file(item.strip(), key)
 
     # images ------------------------------------------------------------------
     def image(self, key: str) -> Image.Image:

@@ -6,7 +6,7 @@ import torch
 
 from ..engine import FrameInput
 from ..errors import BadInput
-from ..latents import interpolate
+from ..latents import PromptEmbedding, interpolate
 from .base import Experiment, FrameJob, Media, Plan, Render
 
 
@@ -26,7 +26,7 @@ class Interpolation(Experiment):
         between = cfg.interpolation_steps
         self.jobs: list[FrameJob] = []
 
-        def add(prompt: torch.Tensor, noise: torch.Tensor, segment: int, step: str) -> None:
+        def add(prompt: PromptEmbedding, noise: torch.Tensor, segment: int, step: str) -> None:
             # The original tool's names; a keyframe between two segments is rendered once,
             # as the end of the segment before it.
             frame = FrameInput(prompt, noise, step_seed=self.seed + len(self.jobs),
@@ -34,7 +34,7 @@ class Interpolation(Experiment):
             name = f"output-0_lstitms-{segment},{segment + 1}_step-{step}"
             self.jobs.append(FrameJob(name, frame))
 
-        def item(values: list[torch.Tensor], k: int) -> torch.Tensor:
+        def item(values: list, k: int):
             return values[k] if len(values) > 1 else values[0]
 
         add(item(prompts, 0), item(noises, 0), 0, "start")
@@ -42,7 +42,7 @@ class Interpolation(Experiment):
             for step in range(1, between + 1):
                 t = step / (between + 1)
                 # Per sample and in float32: fp16 norms overflow.
-                prompt = (interpolate(prompts[k], prompts[k + 1], t, cfg.interpolation_method)
+                prompt = (prompts[k].interpolate(prompts[k + 1], t, cfg.interpolation_method)
                           if len(prompts) > 1 else prompts[0])
                 noise = (interpolate(noises[k], noises[k + 1], t, cfg.interpolation_method)
                          if len(noises) > 1 else noises[0])

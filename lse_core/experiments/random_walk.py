@@ -29,9 +29,9 @@ class RandomWalk(Experiment):
             # Both deltas are drawn for every direction so that switching one space
             # on or off does not change the other space's walk.
             noise_delta = cfg.step_size * (torch.rand(noise.shape, generator=generator) * 2 - 1)
-            prompt_delta = cfg.step_size * (torch.rand(prompt.shape, generator=generator) * 2 - 1)
+            prompt_delta = prompt.random_delta(generator, cfg.step_size)
             for step in range(cfg.walk_steps + 1):
-                walked_prompt = prompt + step * prompt_delta if cfg.prompt_rand_walk else prompt
+                walked_prompt = prompt.plus(prompt_delta, step) if cfg.prompt_rand_walk else prompt
                 walked_noise = noise + step * noise_delta if cfg.noise_rand_walk else noise
                 for image in range(self.images):
                     name = walk_name(image, direction, step)

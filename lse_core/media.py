@@ -1,50 +1,54 @@
-"""GIFs, MP4s and grids from saved frames, each written atomically."""
+"""GIFs, MP4s and grids from saved frames, each written atomically and streaming: one
+frame is read from disk, encoded and let go before the next, so a journey of any
+length is written in the memory of one frame."""
 
 from __future__ import annotations
 
 import functools
 import math
-import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterable, Iterator
 
-from PIL import Image
+from PIL import GifImagePlugin, Image
 
 from .errors import BadInput, shorten, shown_path
 from .files import publish
-
-# A frame or media name is one plain file name inside the session's folders.
-_NAME = re.compile(r"\w[\w.,+-]*")
-
+from .frames import PLAIN_NAME, FrameRecord
 
 @dataclass
 class Media:
-    """A GIF (and MP4 when ``video``) from saved frames, or a grid PNG when ``grid``."""
+    """A GIF (and MP4 when ``video``) from saved frames, or a grid PNG when ``grid``
+    (``record`` then describes the grid as a frame of its own)."""
 
     name: str
     frames: list[str]
     video: bool = False
     grid: bool = False
+    record: FrameRecord | None = None
 
+    def entry(self) -> dict[str, Any]:
+        """As the session stores it."""
+        return {"name": self.name, "frames": self.frames, "video": self.video, "grid": self.grid}
+
+_STORED_KEYS = {f.name for f in fields(Media)} - {"record"}
 
 def media_entries(session: Any) -> list[Media]:
-    """The media a session's manifest lists, refusing any entry that is malformed or
-    names a file outside the session (the manifest is a file anyone can edit)."""
-    entries = session.manifest.get("media", [])
-    where = shown_path(session.path / "session.json")
+    """The media a session lists, refusing any entry that is malformed or names a file
+    outside the session (the session's files are files anyone can edit)."""
+    entries = session.stored_media()
+    where = shown_path(session.path)
     if not isinstance(entries, list):
         raise BadInput(f"{where}: 'media' must be a list")
     result = []
     for index, entry in enumerate(entries):
-        known = {f.name for f in fields(Media)}
-        if not isinstance(entry, dict) or set(entry) - known or not {"name", "frames"} <= set(entry):
+        if not isinstance(entry, dict) or set(entry) - _STORED_KEYS or not {"name", "frames"} <= set(entry):
             raise BadInput(f"{where}: media entry {index} must have the keys name, frames "
                            "(and optionally video, grid)")
         frames = entry["frames"]
         names = [entry["name"], *frames] if isinstance(frames, list) else [frames]
         for name in names:
-            if not isinstance(name, str) or not _NAME.fullmatch(name):
+            if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
                 raise BadInput(f"{where}: media entry {index}: {shorten(repr(name))} is not "
                                "a plain file name")
         if not all(isinstance(entry.get(k, False), bool) for k in ("video", "grid")):
@@ -52,20 +56,47 @@ def media_entries(session: Any) -> list[Media]:
         result.append(Media(**entry))
     return result
 
-
 def save_png(image: Image.Image, path: Path) -> None:
     publish(path, lambda tmp: image.save(tmp, format="PNG"))
 
+def _same_size(frames: Iterable[Image.Image], names: list[str]) -> Iterator[Image.Image]:
+    """The frames, each checked to have the first one's size (a GIF and an MP4 need it)."""
+    size = None
+    for name, frame in zip(names, frames):
+        size = size or frame.size
+        if frame.size != size:
+            raise BadInput(f"frame {name} is {frame.width}×{frame.height}, the frames before "
+                           f"it {size[0]}×{size[1]}; resume the session to make it again")
+        yield frame
 
-def write_gif(frames: list[Image.Image], path: Path, frame_ms: int) -> Path:
-    import imageio.v3 as iio
-    import numpy as np
+def _write_gif_stream(handle: BinaryIO, frames: Iterable[Image.Image], frame_ms: int) -> None:
+    """An animated GIF, one frame at a time.
 
-    stacked = np.stack([np.asarray(f.convert("RGB")) for f in frames])
-    publish(path, lambda tmp: iio.imwrite(tmp, stacked, extension=".gif", duration=frame_ms,
-                                          loop=0))
+    Pillow's multi-frame ``save(save_all=True)`` and imageio's GIF writers keep every
+    frame in memory until the file is closed (they compare frames to crop and merge
+    them). Pillow's documented frame-at-a-time functions, ``getheader`` and
+    ``getdata``, encode one header and one frame block (with its own palette) at a time;
+    the file is those blocks in order, ended by the GIF trailer byte."""
+    first = True
+    for frame in frames:
+        paletted = frame.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE)
+        if first:
+            header, _ = GifImagePlugin.getheader(paletted, info={"loop": 0})
+            handle.write(b"".join(header))
+            first = False
+        handle.write(b"".join(GifImagePlugin.getdata(paletted, duration=frame_ms,
+                                                     include_color_table=True)))
+    if first:
+        raise BadInput("a GIF needs at least one frame")
+    handle.write(b";")
+
+def write_gif(frames: Iterable[Image.Image], path: Path, frame_ms: int) -> Path:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            _write_gif_stream(handle, frames, frame_ms)
+
+    publish(path, write)
     return path
-
 
 @functools.cache
 def video_unavailable() -> str | None:
@@ -79,9 +110,9 @@ def video_unavailable() -> str | None:
         return "MP4 needs imageio-ffmpeg (pip install imageio-ffmpeg)"
     return None
 
-
-def write_mp4(frames: list[Image.Image], path: Path, fps: float) -> Path:
-    """H.264 through imageio-ffmpeg; sizes are multiples of 8, so no padding is needed."""
+def write_mp4(frames: Iterable[Image.Image], path: Path, fps: float) -> Path:
+    """H.264 through imageio-ffmpeg, fed one frame at a time; sizes are multiples of 8,
+    so no padding is needed."""
     import imageio.v2 as iio2
     import numpy as np
 
@@ -98,29 +129,33 @@ def write_mp4(frames: list[Image.Image], path: Path, fps: float) -> Path:
     publish(path, write)
     return path
 
-
-def grid(images: list[Image.Image], columns: int | None = None) -> Image.Image:
-    """All images on one sheet, row by row."""
-    columns = columns or math.ceil(math.sqrt(len(images)))
-    rows = math.ceil(len(images) / columns)
-    width, height = images[0].size
-    sheet = Image.new("RGB", (columns * width, rows * height), "black")
+def grid(images: Iterable[Image.Image], count: int, columns: int | None = None) -> Image.Image:
+    """``count`` images on one sheet, row by row (each pasted as it is read)."""
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    sheet = None
     for index, image in enumerate(images):
+        if sheet is None:
+            width, height = image.size
+            sheet = Image.new("RGB", (columns * width, rows * height), "black")
         sheet.paste(image, ((index % columns) * width, (index // columns) * height))
+    assert sheet is not None, "a grid of no images"
     return sheet
 
+def write_media(session: Any, request: Media, gif: bool, video: bool, fps: float) -> list[Path]:
+    """The grid, GIF and/or MP4 a ``Media`` request names, from the session's saved frames
+    (read again for each file: nothing holds the whole journey)."""
+    def frames() -> Iterator[Image.Image]:
+        return _same_size(map(session.read_image, request.frames), request.frames)
 
-def write_media(session, request, gif: bool, video: bool, fps: float) -> list[Path]:
-    """The grid, GIF and/or MP4 a ``Media`` request names, from the session's saved frames."""
-    frames = [session.read_image(name) for name in request.frames]
     if request.grid:
         path = session.path / "images" / f"{request.name}.png"
-        save_png(grid(frames), path)
+        save_png(grid(frames(), len(request.frames)), path)
         return [path]
     paths = []
     if gif:
         frame_ms = round(1000 / fps)
-        paths.append(write_gif(frames, session.path / "gifs" / f"{request.name}.gif", frame_ms))
+        paths.append(write_gif(frames(), session.path / "gifs" / f"{request.name}.gif", frame_ms))
     if video:
-        paths.append(write_mp4(frames, session.path / "videos" / f"{request.name}.mp4", fps))
+        paths.append(write_mp4(frames(), session.path / "videos" / f"{request.name}.mp4", fps))
     return paths

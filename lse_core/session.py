@@ -391,8 +391,9 @@ def read_config_values(path: Path) -> dict[str, Any]:
 def check_layout(path: Path) -> None:
     """Every part of a session is what lse made: real folders holding regular files.
     A link or a FIFO anywhere in it refuses the whole session (lse neither follows nor
-    deletes what it did not make)."""
-    safe_files.require_folder(path)
+    deletes what it did not make); the session folder itself is the one the user named."""
+    if not path.is_dir():
+        raise BadInput(f"{shown_path(path)}: not a session folder")
     for name in (MANIFEST, JOURNAL, LOCK_NAME, OWNER_NAME):
         safe_files.require_regular(path / name, missing_ok=name != MANIFEST)
     safe_files.require_folder(path / "configs")

@@ -93,6 +93,7 @@ class RunScreen(Screen[str | None]):
         self.graphics = graphics
         self.progress = RunProgress(clock=clock)
         self.frames: list[tuple[FrameRecord, Path]] = []  # in story order
+        self._places: dict[str, int] = {}  # a frame's index in ``frames``, by name
         self.shown_name: str | None = None
         self.following = True  # the preview shows each new frame until the user moves
         self.session_dir: Path | None = None
@@ -114,8 +115,7 @@ class RunScreen(Screen[str | None]):
     @property
     def shown(self) -> int | None:
         """The index in ``frames`` of the frame in the preview."""
-        names = [record.name for record, _ in self.frames]
-        return names.index(self.shown_name) if self.shown_name in names else None
+        return self._places.get(self.shown_name) if self.shown_name is not None else None
 
     def compose(self) -> ComposeResult:
         yield Label(self.title_text, id="run-title")
@@ -188,13 +188,15 @@ class RunScreen(Screen[str | None]):
         (an outpaint filler after its keyframe) has the list rebuilt."""
         if not entries:
             return
-        known = {record.name for record, _ in self.frames}
-        new = sorted((entry for entry in entries if entry[0].name not in known), key=_story_key)
+        new = sorted((entry for entry in entries if entry[0].name not in self._places),
+                     key=_story_key)
         strip = self.query_one("#frame-list", OptionList)
         if new and self.frames and _story_key(new[0]) < _story_key(self.frames[-1]):
             self.frames = sorted(self.frames + new, key=_story_key)
+            self._places = {record.name: i for i, (record, _) in enumerate(self.frames)}
             strip.set_options([Option(record.label) for record, _ in self.frames])
         elif new:
+            self._places.update((record.name, len(self.frames) + i) for i, (record, _) in enumerate(new))
             self.frames += new
             strip.add_options([Option(record.label) for record, _ in new])
         if self.following:
@@ -203,7 +205,7 @@ class RunScreen(Screen[str | None]):
             strip.highlighted = self.shown
 
     def shown_index(self, name: str) -> int:
-        return [record.name for record, _ in self.frames].index(name)
+        return self._places[name]
 
     def _show_progress(self) -> None:
         progress = self.progress

@@ -197,8 +197,9 @@ def test_listing_sessions_creates_no_files(finished, tmp_path):
     session = _copy(finished, tmp_path / "s" / "one")
     for name in (".session.lock", ".session.owner"):
         (session / name).unlink()
+    _set_state(session, "running")  # as a killed run leaves it: the listing asks the lock
     before = sorted(tmp_path.rglob("*"))
-    assert _listing(tmp_path / "s")["one"][0] == "done"
+    assert _listing(tmp_path / "s")["one"][0] == "stopped"
     assert sorted(tmp_path.rglob("*")) == before
 
 
@@ -280,6 +281,11 @@ def test_a_file_rewritten_with_its_old_times_is_still_found_damaged(finished, tm
     assert _pngs(session) == _pngs(finished)
 
 
+def _identity(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_ino, status.st_mtime_ns
+
+
 def _recorded_pngs(session: Path) -> set[str]:
     journal = session / "frames.jsonl"
     lines = journal.read_text().splitlines() if journal.exists() else []
@@ -289,17 +295,21 @@ def _recorded_pngs(session: Path) -> set[str]:
 
 def test_a_kill_between_publishing_a_frame_and_recording_it(finished, tmp_path):
     config = write_config(tmp_path / "interp.yaml", **INTERPOLATION)
+    # The 4th PNG ends the second batch of two: the batch is whole on disk, its records are not.
     killed = subprocess.run([sys.executable, str(ROOT / "tests" / "kill_hook.py"), "png-published",
-                             "3", "run", str(config), "--out", str(tmp_path / "s")],
+                             "4", "run", str(config), "--out", str(tmp_path / "s")],
                             cwd=ROOT, capture_output=True, timeout=300)
     assert killed.returncode == -9, killed.stderr.decode()
     session = only_session(tmp_path / "s")
     published = {p.name for p in (session / "images").glob("*.png")}
-    assert published - _recorded_pngs(session), (
-        "the kill must land after a PNG is published, before its checksum is recorded")
+    unrecorded = published - _recorded_pngs(session)
+    assert unrecorded, "the kill must land after a PNG is published, before its checksum is recorded"
+    kept = {name: _identity(session / "images" / name) for name in unrecorded}
     assert run_cli("resume", str(session)) == 0
     assert _pngs(session) == _pngs(finished)
-    assert _recorded_pngs(session) == set(_pngs(session))  # the frame kept is recorded now
+    # The whole frame published before the kill is kept (not made again), and recorded now.
+    assert {name: _identity(session / "images" / name) for name in unrecorded} == kept
+    assert _recorded_pngs(session) == set(_pngs(session))
     assert (session / "gifs" / "output-0.gif").read_bytes() == (
         finished / "gifs" / "output-0.gif").read_bytes()
 
@@ -346,9 +356,11 @@ def test_the_sessions_browser_marks_a_damaged_session_and_keeps_running(finished
     import asyncio
 
     root = tmp_path / "s"
-    for name in ("good-1", "good-2", "damaged"):
+    for name in ("good-1", "good-2", "damaged", "bad-journal"):
         _copy(finished, root / name)
     (root / "damaged" / "session.json").write_text("[" * 100_000 + "]" * 100_000)
+    with open(root / "bad-journal" / "frames.jsonl", "r+b") as journal:
+        journal.write(b"[[[")  # the listing reads session.json only; its frames are unreadable
     asyncio.run(_browse_past_the_damaged_session(root))
 
 
@@ -366,17 +378,29 @@ async def _browse_past_the_damaged_session(root: Path) -> None:
         browser = app.screen
         table = browser.query_one("#session-table", DataTable)
         states = {s.path.name: s.state for s in browser.summaries}
-        assert states == {"good-1": "done", "good-2": "done", "damaged": "unreadable"}
+        assert states == {"good-1": "done", "good-2": "done", "damaged": "unreadable",
+                          "bad-journal": "done"}
         rows = [s.path.name for s in browser.summaries]
         preview = browser.query_one("#session-preview", FramePreview)
-        table.move_cursor(row=rows.index("damaged"))
-        await wait_until(pilot, lambda: browser.current.path.name == "damaged", "the damaged row")
-        await pilot.pause()
-        assert preview.caption_text.startswith("unreadable: ")
-        assert "session.json: unreadable (nested too deeply)" in preview.caption_text
-        assert not browser.frames
+        for name, why in [("damaged", "session.json: unreadable (nested too deeply)"),
+                          ("bad-journal", "frames.jsonl: line 1 is not a journal entry")]:
+            table.move_cursor(row=rows.index(name))
+            await wait_until(pilot, lambda: browser.current.path.name == name, f"the {name} row")
+            await pilot.pause()
+            assert preview.caption_text.startswith("unreadable: ") and why in preview.caption_text
+            assert not browser.frames
         table.move_cursor(row=rows.index("good-2"))
         await wait_until(pilot, lambda: len(browser.frames) == 7, "the good session's frames")
         labels = [str(o.prompt) for o in browser.query_one("#session-frames", OptionList).options]
         assert labels[:3] == ["key 0", "key 0→1 · 1", "key 0→1 · 2"]
         assert app.is_running and app.screen is browser
+
+
+def test_a_stored_gene_past_the_sessions_genes_is_refused_before_anything_changes(evolution, tmp_path):
+    session = _copy(evolution, tmp_path / "s" / "one")
+    _choice(session, gene=3)  # a whole number below 16, but this session has 2 genes
+    manifest = (session / "session.json").read_bytes()
+    done = _lse("resume", str(session), "--auto", "1")
+    one_line_exit_2(done.returncode, done.stderr,
+                    "stored diffevolution answer 0: gene 3 is past this session's 2 genes")
+    assert (session / "session.json").read_bytes() == manifest

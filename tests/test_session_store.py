@@ -151,6 +151,10 @@ DAMAGED = {
                        "key 'diffevolution.choices.0.gene': Input should be less than 16"),
     "answer back 1e9": (lambda s: _choice(s, back=1e9),
                         "key 'diffevolution.choices.0.back': Input should be a valid integer"),
+    "answer back 50": (lambda s: _choice(s, back=50),
+                       "key 'diffevolution': answer 0: back 50 is past the lineage's 2 nodes"),
+    "batch_size 257": (lambda s: _edit(s / "session.json", lambda m: {**m, "batch_size": 257}),
+                       "key 'batch_size': Input should be less than or equal to 256"),
 }
 
 

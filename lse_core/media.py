@@ -13,8 +13,9 @@ from typing import Any, BinaryIO, Iterable, Iterator
 from PIL import GifImagePlugin, Image
 
 from .errors import BadInput, shorten, shown_path
-from .files import publish
+from .files import publish, publish_all
 from .frames import PLAIN_NAME, FrameRecord
+
 
 @dataclass
 class Media:
@@ -31,7 +32,9 @@ class Media:
         """As the session stores it."""
         return {"name": self.name, "frames": self.frames, "video": self.video, "grid": self.grid}
 
+
 _STORED_KEYS = {f.name for f in fields(Media)} - {"record"}
+
 
 def media_entries(session: Any) -> list[Media]:
     """The media a session lists, refusing any entry that is malformed or names a file
@@ -56,8 +59,10 @@ def media_entries(session: Any) -> list[Media]:
         result.append(Media(**entry))
     return result
 
+
 def save_png(image: Image.Image, path: Path) -> None:
     publish(path, lambda tmp: image.save(tmp, format="PNG"))
+
 
 def _same_size(frames: Iterable[Image.Image], names: list[str]) -> Iterator[Image.Image]:
     """The frames, each checked to have the first one's size (a GIF and an MP4 need it)."""
@@ -69,34 +74,59 @@ def _same_size(frames: Iterable[Image.Image], names: list[str]) -> Iterator[Imag
                            f"it {size[0]}×{size[1]}; resume the session to make it again")
         yield frame
 
-def _write_gif_stream(handle: BinaryIO, frames: Iterable[Image.Image], frame_ms: int) -> None:
-    """An animated GIF, one frame at a time.
 
-    Pillow's multi-frame ``save(save_all=True)`` and imageio's GIF writers keep every
-    frame in memory until the file is closed (they compare frames to crop and merge
-    them). Pillow's documented frame-at-a-time functions, ``getheader`` and
-    ``getdata``, encode one header and one frame block (with its own palette) at a time;
-    the file is those blocks in order, ended by the GIF trailer byte."""
-    first = True
-    for frame in frames:
+class GifStream:
+    """An animated GIF written one frame at a time.
+
+    Pillow's multi-frame ``save(save_all=True)`` keeps every frame until the file is
+    closed (it compares frames to crop and merge them), and imageio's GIF writing goes
+    through it; no library at hand writes a GIF a frame at a time. Pillow's
+    GifImagePlugin documents two legacy functions for it, ``getheader`` and ``getdata``,
+    which encode the header and one frame block (with its own palette): the file is
+    written as those blocks in order, ended by the GIF trailer byte.
+    """
+
+    def __init__(self, path: Path, frame_ms: int) -> None:
+        self.handle: BinaryIO = open(path, "wb")
+        self.frame_ms = frame_ms
+        self.frames = 0
+
+    def add(self, frame: Image.Image) -> None:
         paletted = frame.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE)
-        if first:
+        if not self.frames:
             header, _ = GifImagePlugin.getheader(paletted, info={"loop": 0})
-            handle.write(b"".join(header))
-            first = False
-        handle.write(b"".join(GifImagePlugin.getdata(paletted, duration=frame_ms,
-                                                     include_color_table=True)))
-    if first:
-        raise BadInput("a GIF needs at least one frame")
-    handle.write(b";")
+            self.handle.write(b"".join(header))
+        self.handle.write(b"".join(GifImagePlugin.getdata(paletted, duration=self.frame_ms,
+                                                          include_color_table=True)))
+        self.frames += 1
 
-def write_gif(frames: Iterable[Image.Image], path: Path, frame_ms: int) -> Path:
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
-            _write_gif_stream(handle, frames, frame_ms)
+    def close(self) -> None:
+        try:
+            if self.frames:
+                self.handle.write(b";")
+        finally:
+            self.handle.close()
 
-    publish(path, write)
-    return path
+
+class Mp4Stream:
+    """H.264 through imageio-ffmpeg, fed one frame at a time; sizes are multiples of 8,
+    so no padding is needed."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        import imageio.v2 as iio2
+
+        self.writer = iio2.get_writer(path, format="FFMPEG", mode="I", fps=fps, codec="libx264",
+                                      pixelformat="yuv420p", macro_block_size=8,
+                                      ffmpeg_log_level="error")
+
+    def add(self, frame: Image.Image) -> None:
+        import numpy as np
+
+        self.writer.append_data(np.asarray(frame.convert("RGB")))
+
+    def close(self) -> None:
+        self.writer.close()
+
 
 @functools.cache
 def video_unavailable() -> str | None:
@@ -110,24 +140,30 @@ def video_unavailable() -> str | None:
         return "MP4 needs imageio-ffmpeg (pip install imageio-ffmpeg)"
     return None
 
-def write_mp4(frames: Iterable[Image.Image], path: Path, fps: float) -> Path:
-    """H.264 through imageio-ffmpeg, fed one frame at a time; sizes are multiples of 8,
-    so no padding is needed."""
-    import imageio.v2 as iio2
-    import numpy as np
 
-    def write(tmp: Path) -> None:
-        writer = iio2.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264",
-                                 pixelformat="yuv420p", macro_block_size=8,
-                                 ffmpeg_log_level="error")
+def write_movies(frames: Iterable[Image.Image], gif: Path | None, mp4: Path | None,
+                 fps: float) -> list[Path]:
+    """A GIF and/or an MP4 of ``frames``, both fed by one pass over them."""
+    paths = [p for p in (gif, mp4) if p is not None]
+
+    def write(temporaries: list[Path]) -> None:
+        streams = [GifStream(tmp, round(1000 / fps)) if tmp.suffix == ".gif" else Mp4Stream(tmp, fps)
+                   for tmp in temporaries]
+        count = 0
         try:
-            for frame in frames:
-                writer.append_data(np.asarray(frame.convert("RGB")))
+            for count, frame in enumerate(frames, start=1):
+                for stream in streams:
+                    stream.add(frame)
         finally:
-            writer.close()
+            for stream in streams:
+                stream.close()
+        if not count:
+            raise BadInput("a GIF or MP4 needs at least one frame")
 
-    publish(path, write)
-    return path
+    if paths:
+        publish_all(paths, write)
+    return paths
+
 
 def grid(images: Iterable[Image.Image], count: int, columns: int | None = None) -> Image.Image:
     """``count`` images on one sheet, row by row (each pasted as it is read)."""
@@ -142,20 +178,14 @@ def grid(images: Iterable[Image.Image], count: int, columns: int | None = None) 
     assert sheet is not None, "a grid of no images"
     return sheet
 
-def write_media(session: Any, request: Media, gif: bool, video: bool, fps: float) -> list[Path]:
-    """The grid, GIF and/or MP4 a ``Media`` request names, from the session's saved frames
-    (read again for each file: nothing holds the whole journey)."""
-    def frames() -> Iterator[Image.Image]:
-        return _same_size(map(session.read_image, request.frames), request.frames)
 
+def write_media(session: Any, request: Media, gif: bool, video: bool, fps: float) -> list[Path]:
+    """The grid, GIF and/or MP4 a ``Media`` request names, from the session's saved frames,
+    each frame read from disk once (nothing holds the whole journey)."""
+    frames = _same_size(map(session.read_image, request.frames), request.frames)
     if request.grid:
         path = session.path / "images" / f"{request.name}.png"
-        save_png(grid(frames(), len(request.frames)), path)
+        save_png(grid(frames, len(request.frames)), path)
         return [path]
-    paths = []
-    if gif:
-        frame_ms = round(1000 / fps)
-        paths.append(write_gif(frames(), session.path / "gifs" / f"{request.name}.gif", frame_ms))
-    if video:
-        paths.append(write_mp4(frames(), session.path / "videos" / f"{request.name}.mp4", fps))
-    return paths
+    return write_movies(frames, session.path / "gifs" / f"{request.name}.gif" if gif else None,
+                        session.path / "videos" / f"{request.name}.mp4" if video else None, fps)

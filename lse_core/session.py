@@ -382,6 +382,7 @@ class Session:
         self.index.files[key] = FileSum.of(checksum, status)
         return True
 
+
 def read_config_values(path: Path) -> dict[str, Any]:
     """A session's stored config as a mapping of keys (read without following links)."""
     cfg_path = path / "configs" / CONFIG_NAME

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from lse_core.config import build_config
+from lse_core.frames import FrameRecord
 from lse_core.session import Session
 
 
@@ -33,7 +34,8 @@ def seconds_per_frame(folder: Path, size: int, frames: int, flush: bool) -> floa
     with mock.patch("os.fsync", fsync):
         started = time.perf_counter()
         for i in range(frames):
-            session.write_frame(f"frame-{i}", image, embed, latent, latent)
+            record = FrameRecord(f"frame-{i}", i, f"frame {i}", "image")
+            session.write_frame(record, image, embed, latent, latent)
         elapsed = time.perf_counter() - started
     session.release()
     return elapsed / frames

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from . import safe_files
 from .errors import BadInput, shorten, shown_path
+from .frames import FrameRecord
 from .media import media_entries, video_unavailable, write_media
 from .session import MANIFEST, Session, stored_count
 
@@ -37,7 +40,7 @@ def list_sessions(root: Path) -> list[SessionSummary]:
         return []
     rows = []
     for folder in root.iterdir():
-        if folder.name.startswith(".") or not (folder / MANIFEST).exists():
+        if folder.name.startswith(".") or not os.path.lexists(folder / MANIFEST):
             continue
         try:
             rows.append(_summary(Session.open(folder)))
@@ -54,8 +57,8 @@ def _summary(session: Session) -> SessionSummary:
         value = data.get(key)
         return shorten(value, 60) if isinstance(value, str) else "?"
 
-    updated = data.get("updated")
-    if isinstance(updated, bool) or not isinstance(updated, (int, float)) or not math.isfinite(updated):
+    updated = data.get("updated")  # checked by Session.open
+    if updated is None:
         updated = _mtime(session.path / MANIFEST)
     state = text("state")
     if state == "running" and not session.in_use():
@@ -68,9 +71,14 @@ def _summary(session: Session) -> SessionSummary:
 
 def _mtime(path: Path) -> float:
     try:
-        return path.stat().st_mtime
+        return os.lstat(path).st_mtime
     except OSError:
         return 0.0
+
+
+def session_frames(path: Path) -> list[FrameRecord]:
+    """A session's frames in story order, as the sessions browser lists them."""
+    return Session.open(path).frames()
 
 
 def export_session(path: Path, gif: bool, mp4: bool, fps: float | None = None) -> list[Path]:
@@ -85,14 +93,19 @@ def export_session(path: Path, gif: bool, mp4: bool, fps: float | None = None) -
         if not media:
             raise BadInput(f"{shown_path(path)}: this session has no GIF or video to export")
         fps = fps or 1000 / session.config().gif_frame_dur
-        written: list[Path] = []
+        present = {entry.name for entry in safe_files.regular_files(session.path / "images")}
         for request in media:
-            missing = [n for n in request.frames if not session.image_path(n).is_file()]
+            missing = [n for n in request.frames if f"{n}.png" not in present]
             if missing:
                 raise BadInput(f"{shown_path(path)}: frame {missing[0]} is missing; resume the session first")
+        written: list[Path] = []
+        for request in media:
             if request.grid or gif or (mp4 and request.video):
-                written += write_media(session, request, gif=gif, video=mp4 and request.video,
-                                       fps=fps)
+                paths = write_media(session, request, gif=gif, video=mp4 and request.video, fps=fps)
+                for written_path in paths:
+                    session.record(written_path)
+                session.save_journal()  # not session.json: an export changes no session state
+                written += paths
         return written
     finally:
         session.release()

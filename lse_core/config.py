@@ -321,6 +321,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise BadInput(f"{shown_path(path)}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{shown_path(path)}: cannot read config ({exc.__class__.__name__})") from None
+    return parse_yaml(text, path)
+
+
+def parse_yaml(text: str, path: Path) -> dict[str, Any]:
+    """A config file's text (``path`` names it in messages) as a mapping of keys."""
     try:
         data = _load_yaml(text)
     except yaml.YAMLError as exc:

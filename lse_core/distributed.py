@@ -3,10 +3,10 @@
 ``torchrun --nproc_per_node N --no-python lse run CONFIG`` starts N processes (one per
 GPU, on one or several machines); each reads its rank from the environment torchrun
 sets. Every rank runs the same plan, so the plans stay in step; the batches a single
-process would form are dealt out by their index, and after each round of batches the
-ranks exchange what they rendered, so every rank holds every frame and a frame's bytes
-do not depend on the number of ranks. Rank 0 owns ``session.json``, the session lock,
-the questions to the user and the media.
+process would form are dealt out by their index, so a frame's bytes do not depend on
+the number of ranks, and after each round of batches the ranks meet (and exchange the
+frames a plan asked to get back). Rank 0 owns ``session.json`` and its journal, the
+session lock, the questions to the user and the media.
 """
 
 from __future__ import annotations

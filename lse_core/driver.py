@@ -4,6 +4,9 @@ and what happened to the front end as events.
 Rendering and saving overlap: a batch's frames are written by an ``OrderedWriter``
 while the next batch renders, and a frame is announced (``FrameReady``) only once
 it is on disk, so every guarantee of a saved frame holds when the UI hears of it.
+A request's jobs are taken one round of batches at a time and nothing rendered is
+kept once it is saved (unless the plan asked for the results), so memory stays the
+size of a batch however long the journey.
 """
 
 from __future__ import annotations
@@ -11,15 +14,16 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import asdict
+from itertools import islice
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .engine import Engine, RenderedFrame, RenderSettings
 from .errors import Cancelled
 from .events import Event, FrameReady, GenerationReady, MediaWritten, Notice, Step, WaitingForChoice
 from .experiments.base import AskChoice, Copy, FrameJob, Media, Plan, Record, Render, SaveImages
-from .media import media_entries, video_unavailable, write_media
+from .frames import FrameRecord
+from .media import video_unavailable, write_media
 from .distributed import Group, failure_of
 from .session import Session, stored_count
 from .writer import OrderedWriter
@@ -33,8 +37,8 @@ class PlanDriver:
 
     ``fixed_shapes``: pad every batch of a request to one size (the compiled
     engine then never recompiles mid-journey). ``group``: the ranks of a torchrun
-    launch, which share the batches; rank 0 alone writes ``session.json``, asks the
-    user and writes the media.
+    launch, which share the batches; rank 0 alone writes ``session.json`` and the
+    journal, asks the user and writes the media.
     """
 
     def __init__(self, session: Session, engine: Engine, batch_size: int, frame_ms: int,
@@ -121,101 +125,115 @@ class PlanDriver:
                 continue
 
     # rendering ----------------------------------------------------------------
-    def _render(self, request: Render) -> list[RenderedFrame]:
+    def _render(self, request: Render) -> list[RenderedFrame] | None:
         # Batches start at fixed multiples of batch_size within the request, so a
         # resume (with any number of ranks) forms exactly the batches of the first run
         # and gets the same bytes.
-        pad_to = min(self.batch_size, len(request.jobs)) if self.fixed_shapes else None
-        chunks = [request.jobs[i : i + self.batch_size]
-                  for i in range(0, len(request.jobs), self.batch_size)]
         ranks = self.group.size if self.group is not None else 1
         rank = self.group.rank if self.group is not None else 0
-        results: list[RenderedFrame] = []
-        # Rank r renders batch r of each round of `ranks` batches, then they swap results.
-        for first in range(0, len(chunks), ranks):
-            mine = first + rank
+        results: list[RenderedFrame] | None = [] if request.results else None
+        names: list[str] = []
+        pad_to = None
+        # Rank r renders batch r of each round of `ranks` batches.
+        for chunks in _rounds(iter(request.jobs), self.batch_size, ranks):
+            if self.fixed_shapes and pad_to is None:
+                pad_to = len(chunks[0])  # the request's first batch: full unless it is all
+            if request.generation is not None:
+                names += [job.name for chunk in chunks for job in chunk]
             try:
                 if self.cancel.is_set():
                     raise Cancelled()
-                done = self._chunk(chunks[mine], request.settings, pad_to) if mine < len(chunks) else None
+                done = (self._chunk(chunks[rank], request.settings, pad_to, request.results)
+                        if rank < len(chunks) else None)
             except Exception as exc:  # every rank must hear of it before anyone goes on
                 if self.group is None:
                     raise
                 done = failure_of(exc)
             if self.group is None:
-                results.extend(done[0])
+                if results is not None:
+                    results.extend(done[0])
                 continue
             self.writer.flush()  # what rank 0 announces is on disk
-            round_ = [r for r in self.group.gather(done) if r is not None]
-            for offset, (rendered, from_disk) in enumerate(round_):
-                results.extend(rendered)
-                if self.root and first + offset != mine:
-                    self._adopt(chunks[first + offset], rendered, from_disk)
+            for offset, item in enumerate(self.group.gather(done)[:len(chunks)]):
+                rendered, from_disk = item
+                if results is not None:
+                    results.extend(rendered)
+                if self.root and offset != rank:
+                    self._adopt(chunks[offset], from_disk)
         if request.generation is not None and self.root:
             self.writer.flush()  # the grid shows the genes from disk
-            self.emit(GenerationReady(request.generation, tuple(j.name for j in request.jobs),
-                                      tuple(self.session.image_path(j.name) for j in request.jobs)))
+            self.emit(GenerationReady(request.generation, tuple(names),
+                                      tuple(self.session.image_path(n) for n in names)))
         return results
 
-    def _chunk(self, chunk: list[FrameJob], settings: RenderSettings,
-               pad_to: int | None) -> tuple[list[RenderedFrame], bool]:
-        """One batch, rendered (and saved) or read back from an earlier run."""
+    def _chunk(self, chunk: list[FrameJob], settings: RenderSettings, pad_to: int | None,
+               want: bool) -> tuple[list[RenderedFrame] | None, bool]:
+        """One batch, rendered (and saved) or found on disk from an earlier run; its
+        frames come back only when the plan wants them."""
         if all(self._job_on_disk(job) for job in chunk):
-            rendered = [self._from_disk(job) for job in chunk]
             if self.root:
-                self.writer.submit(self._announce_all, chunk, rendered, True)
-            return rendered, True
-        return self._render_chunk(chunk, settings, pad_to), False
+                self.writer.submit(self._announce_all, chunk, None, True)
+            return ([self._from_disk(job) for job in chunk] if want else None), True
+        rendered = self._render_chunk(chunk, settings, pad_to)
+        return (rendered if want else None), False
 
-    def _adopt(self, chunk: list[FrameJob], rendered: list[RenderedFrame], from_disk: bool) -> None:
-        """Rank 0 takes in a batch another rank saved: its checksums and its announcement."""
-        for job in chunk:
-            for name in {*job.step_names, job.name}:
-                self.session.record(self.session.embedding_path(name))
-                self.session.record(self.session.image_path(name))
-        self._announce_all(chunk, rendered, from_disk)
+    def _adopt(self, chunk: list[FrameJob], from_disk: bool) -> None:
+        """Rank 0 takes in a batch another rank saved: its records and its announcement."""
+        if not from_disk:
+            for job in chunk:
+                for record in (*job.steps, job.record):
+                    self.session.record(self.session.embedding_path(record.name))
+                    self.session.record(self.session.image_path(record.name))
+                    self.session.record_frame(record)
+        self._announce_all(chunk, None, from_disk)
 
     def _render_chunk(self, chunk: list[FrameJob], settings: RenderSettings,
                       pad_to: int | None) -> list[RenderedFrame]:
         names = tuple(job.name for job in chunk)
+        inputs = [job.make_input() for job in chunk]
         started = time.perf_counter()
         rendered = self.engine.render(
-            [job.input for job in chunk], settings,
+            inputs, settings,
             on_step=lambda step, total: self.emit(Step(names, step, total)),
             cancel=self.cancel, pad_to=pad_to,
         )
         for job, frame in zip(chunk, rendered):
             if job.finish is not None:
                 frame.image = job.finish(frame.image)
-        self.writer.submit(self._save_chunk, chunk, rendered, time.perf_counter() - started)
+        self.writer.submit(self._save_chunk, chunk, inputs, rendered, time.perf_counter() - started)
         return rendered
 
     # saving (on the writer's thread) ---------------------------------------------
-    def _save_chunk(self, chunk: list[FrameJob], rendered: list[RenderedFrame],
+    def _save_chunk(self, chunk: list[FrameJob], inputs, rendered: list[RenderedFrame],
                     render_s: float) -> None:
-        for job, frame in zip(chunk, rendered):
-            for step_name, (step_embed, step_image) in zip(job.step_names, frame.steps):
-                if step_name != job.name:  # the final frame is written just below
-                    self.session.write_frame(step_name, step_image, job.input.prompt_embed,
-                                             job.input.noise, step_embed)
-            self.session.write_frame(job.name, frame.image, job.input.prompt_embed,
-                                     job.input.noise, frame.image_embed)
+        for job, frame_input, frame in zip(chunk, inputs, rendered):
+            for record, (step_embed, step_image) in zip(job.steps, frame.steps):
+                if record.name != job.name:  # the final frame is written just below
+                    self.session.write_frame(record, step_image, frame_input.prompt_embed,
+                                             frame_input.noise, step_embed)
+            self.session.write_frame(job.record, frame.image, frame_input.prompt_embed,
+                                     frame_input.noise, frame.image_embed)
         if self.root:
             self.session.add_time("render_s", render_s)
             self._announce_all(chunk, rendered, False)
 
-    def _announce(self, name: str, image, from_disk: bool = False,
-                  step_names: tuple[str, ...] = ()) -> None:
+    def _announce(self, record: FrameRecord, image: Any = None, from_disk: bool = False,
+                  steps: tuple[FrameRecord, ...] = ()) -> None:
         """A frame (and the frames of its steps) is on disk: tell the front end and count it."""
-        steps = tuple(self.session.image_path(n) for n in step_names if n != name)
-        self.emit(FrameReady(self.frames_done, name, self.session.image_path(name), image,
-                             from_disk, steps))
+        before = tuple((r, self.session.image_path(r.name)) for r in steps if r.name != record.name)
+        self.frames_done += len(before)
+        self.emit(FrameReady(self.frames_done, record, self.session.image_path(record.name),
+                             image, from_disk, before))
         self.frames_done += 1
 
-    def _announce_all(self, chunk: list[FrameJob], rendered: list[RenderedFrame],
+    def _announce_all(self, chunk: list[FrameJob], rendered: list[RenderedFrame] | None,
                       from_disk: bool) -> None:
-        for job, frame in zip(chunk, rendered):
-            self._announce(job.name, frame.image, from_disk, job.step_names)
+        for index, job in enumerate(chunk):
+            if from_disk:  # a session made before frames were recorded learns them now
+                for record in (*job.steps, job.record):
+                    self.session.record_frame(record, unless_known=True)
+            image = rendered[index].image if rendered is not None else None
+            self._announce(job.record, image, from_disk, job.steps)
         self._save_progress()
 
     def _save_progress(self) -> None:
@@ -225,42 +243,44 @@ class PlanDriver:
         """Frames made without diffusion; with several ranks each writes its share."""
         ranks = self.group.size if self.group is not None else 1
         rank = self.group.rank if self.group is not None else 0
-        mine = [(name, image) for i, (name, image) in enumerate(request.images) if i % ranks == rank]
+        mine = [(record, image) for i, (record, image) in enumerate(request.images)
+                if i % ranks == rank]
         self.writer.submit(self._write_images, mine)
         if self.group is not None:
             self.writer.flush()
             self.group.gather(None)  # all shares are on disk
         if self.root:
-            self.writer.submit(self._announce_images, request, {name for name, _ in mine})
+            self.writer.submit(self._announce_images, request, {r.name for r, _ in mine})
 
-    def _write_images(self, images: list[tuple[str, Any]]) -> None:
-        for name, image in images:
-            self.session.write_image(name, image)
+    def _write_images(self, images: list[tuple[FrameRecord, Any]]) -> None:
+        for record, image in images:
+            self.session.write_image(record, image)
 
     def _announce_images(self, request: SaveImages, written_here: set[str]) -> None:
-        for name, image in request.images:
-            if name not in written_here:
-                self.session.record(self.session.image_path(name))
-            self._announce(name, image)
+        for record, image in request.images:
+            if record.name not in written_here:
+                self.session.record(self.session.image_path(record.name))
+                self.session.record_frame(record)
+            self._announce(record, image)
         self._save_progress()
 
     def _copy(self, request: Copy) -> None:
         for source, target in request.pairs:
             self.session.copy_frame(source, target)
-            self._announce(target, self.session.read_image(target))
+            self._announce(target)
         self._save_progress()
 
     # resuming and media -----------------------------------------------------------
     def _job_on_disk(self, job: FrameJob) -> bool:
-        return self.session.has_frame(job.name) and all(self.session.has_frame(n) for n in job.step_names)
+        return self.session.has_frame(job.name) and all(self.session.has_frame(r.name) for r in job.steps)
 
     def _from_disk(self, job: FrameJob) -> RenderedFrame:
         embed = self.session.read_embedding(job.name)["image_embed"]
         return RenderedFrame(image_embed=embed, image=self.session.read_image(job.name))
 
     def _media(self, request: Media) -> None:
-        recorded = [m for m in media_entries(self.session) if m.name != request.name]
-        self.session.update(media=[asdict(m) for m in [*recorded, request]])
+        self.session.record_media(request.entry())
+        self.session.update()
         video = request.video
         if video and (reason := video_unavailable()):
             video = False
@@ -268,6 +288,18 @@ class PlanDriver:
                 self.video_skipped = True
                 self.emit(Notice(f"{reason}; skipping MP4 videos (GIFs are written)"))
         paths = write_media(self.session, request, gif=True, video=video, fps=1000 / self.frame_ms)
+        for path in paths:
+            self.session.record(path)
+        grids = ()
+        if request.grid and request.record is not None:
+            self.session.record_frame(request.record)
+            grids = ((request.record, paths[0]),)
+        self.session.update()
         self.outputs.extend(paths)
-        self.emit(MediaWritten(tuple(paths)))
+        self.emit(MediaWritten(tuple(paths), grids))
 
+
+def _rounds(jobs: Iterator[FrameJob], batch_size: int, ranks: int) -> Iterator[list[list[FrameJob]]]:
+    """The jobs in rounds of up to ``ranks`` batches of ``batch_size``, taken as needed."""
+    while taken := list(islice(jobs, batch_size * ranks)):
+        yield [taken[i : i + batch_size] for i in range(0, len(taken), batch_size)]

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .frames import FrameRecord
+
 
 @dataclass(frozen=True)
 class Notice:
@@ -43,13 +45,19 @@ class Step:
 
 @dataclass(frozen=True)
 class FrameReady:
+    """A frame is on disk. ``index``: how many frames were done before it."""
+
     index: int
-    name: str
+    record: FrameRecord
     path: Path
-    image: Any  # PIL.Image.Image
+    image: Any = None  # PIL.Image.Image; None for a frame found on disk (read it from path)
     from_disk: bool = False
     # visualize-diffusion: the frames saved for the denoising steps before this one, in order.
-    step_paths: tuple[Path, ...] = ()
+    steps: tuple[tuple[FrameRecord, Path], ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.record.name
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,8 @@ class WaitingForChoice:
 @dataclass(frozen=True)
 class MediaWritten:
     paths: tuple[Path, ...]
+    # Media that are pictures to look at too (visualize-diffusion's grid of all steps).
+    frames: tuple[tuple[FrameRecord, Path], ...] = ()
 
 
 @dataclass(frozen=True)

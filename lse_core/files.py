@@ -18,17 +18,28 @@ def publish(path: Path, write: Callable[[Path], None]) -> None:
     disk before the rename; the folder is flushed after it, so the rename survives
     a power cut too.
     """
-    tmp = path.with_name(f".{path.stem}.{unique_suffix()}.tmp{path.suffix}")
-    # Created here (not by mkstemp) so that the file gets the umask's usual permissions.
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    publish_all([path], lambda temporaries: write(temporaries[0]))
+
+
+def publish_all(paths: list[Path], write: Callable[[list[Path]], None]) -> None:
+    """``publish`` for several files written together (a GIF and an MP4 fed by one
+    pass over the frames); each appears whole, once all are written."""
+    temporaries = [path.with_name(f".{path.stem}.{unique_suffix()}.tmp{path.suffix}")
+                   for path in paths]
     try:
-        write(tmp)
-        _fsync(tmp, os.O_RDONLY)
-        os.replace(tmp, path)
+        for tmp in temporaries:
+            # Created here (not by mkstemp) so that the file gets the umask's usual permissions.
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        write(temporaries)
+        for tmp, path in zip(temporaries, paths):
+            _fsync(tmp, os.O_RDONLY)
+            os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        for tmp in temporaries:
+            tmp.unlink(missing_ok=True)
         raise
-    _fsync(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    for folder in dict.fromkeys(path.parent for path in paths):
+        _fsync(folder, os.O_RDONLY | os.O_DIRECTORY)
 
 
 def unique_suffix() -> str:

@@ -1,50 +1,57 @@
-"""GIFs, MP4s and grids from saved frames, each written atomically."""
+"""GIFs, MP4s and grids from saved frames, each written atomically and streaming: one
+frame is read from disk, encoded and let go before the next, so a journey of any
+length is written in the memory of one frame."""
 
 from __future__ import annotations
 
 import functools
 import math
-import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterable, Iterator
 
-from PIL import Image
+from PIL import GifImagePlugin, Image
 
 from .errors import BadInput, shorten, shown_path
-from .files import publish
-
-# A frame or media name is one plain file name inside the session's folders.
-_NAME = re.compile(r"\w[\w.,+-]*")
+from .files import publish, publish_all
+from .frames import PLAIN_NAME, FrameRecord
 
 
 @dataclass
 class Media:
-    """A GIF (and MP4 when ``video``) from saved frames, or a grid PNG when ``grid``."""
+    """A GIF (and MP4 when ``video``) from saved frames, or a grid PNG when ``grid``
+    (``record`` then describes the grid as a frame of its own)."""
 
     name: str
     frames: list[str]
     video: bool = False
     grid: bool = False
+    record: FrameRecord | None = None
+
+    def entry(self) -> dict[str, Any]:
+        """As the session stores it."""
+        return {"name": self.name, "frames": self.frames, "video": self.video, "grid": self.grid}
+
+
+_STORED_KEYS = {f.name for f in fields(Media)} - {"record"}
 
 
 def media_entries(session: Any) -> list[Media]:
-    """The media a session's manifest lists, refusing any entry that is malformed or
-    names a file outside the session (the manifest is a file anyone can edit)."""
-    entries = session.manifest.get("media", [])
-    where = shown_path(session.path / "session.json")
+    """The media a session lists, refusing any entry that is malformed or names a file
+    outside the session (the session's files are files anyone can edit)."""
+    entries = session.stored_media()
+    where = shown_path(session.path)
     if not isinstance(entries, list):
         raise BadInput(f"{where}: 'media' must be a list")
     result = []
     for index, entry in enumerate(entries):
-        known = {f.name for f in fields(Media)}
-        if not isinstance(entry, dict) or set(entry) - known or not {"name", "frames"} <= set(entry):
+        if not isinstance(entry, dict) or set(entry) - _STORED_KEYS or not {"name", "frames"} <= set(entry):
             raise BadInput(f"{where}: media entry {index} must have the keys name, frames "
                            "(and optionally video, grid)")
         frames = entry["frames"]
         names = [entry["name"], *frames] if isinstance(frames, list) else [frames]
         for name in names:
-            if not isinstance(name, str) or not _NAME.fullmatch(name):
+            if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
                 raise BadInput(f"{where}: media entry {index}: {shorten(repr(name))} is not "
                                "a plain file name")
         if not all(isinstance(entry.get(k, False), bool) for k in ("video", "grid")):
@@ -57,14 +64,68 @@ def save_png(image: Image.Image, path: Path) -> None:
     publish(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
-def write_gif(frames: list[Image.Image], path: Path, frame_ms: int) -> Path:
-    import imageio.v3 as iio
-    import numpy as np
+def _same_size(frames: Iterable[Image.Image], names: list[str]) -> Iterator[Image.Image]:
+    """The frames, each checked to have the first one's size (a GIF and an MP4 need it)."""
+    size = None
+    for name, frame in zip(names, frames):
+        size = size or frame.size
+        if frame.size != size:
+            raise BadInput(f"frame {name} is {frame.width}×{frame.height}, the frames before "
+                           f"it {size[0]}×{size[1]}; resume the session to make it again")
+        yield frame
 
-    stacked = np.stack([np.asarray(f.convert("RGB")) for f in frames])
-    publish(path, lambda tmp: iio.imwrite(tmp, stacked, extension=".gif", duration=frame_ms,
-                                          loop=0))
-    return path
+
+class GifStream:
+    """An animated GIF written one frame at a time.
+
+    Pillow's multi-frame ``save(save_all=True)`` keeps every frame until the file is
+    closed (it compares frames to crop and merge them), and imageio's GIF writing goes
+    through it; no library at hand writes a GIF a frame at a time. Pillow's
+    GifImagePlugin documents two legacy functions for it, ``getheader`` and ``getdata``,
+    which encode the header and one frame block (with its own palette): the file is
+    written as those blocks in order, ended by the GIF trailer byte.
+    """
+
+    def __init__(self, path: Path, frame_ms: int) -> None:
+        self.handle: BinaryIO = open(path, "wb")
+        self.frame_ms = frame_ms
+        self.frames = 0
+
+    def add(self, frame: Image.Image) -> None:
+        paletted = frame.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE)
+        if not self.frames:
+            header, _ = GifImagePlugin.getheader(paletted, info={"loop": 0})
+            self.handle.write(b"".join(header))
+        self.handle.write(b"".join(GifImagePlugin.getdata(paletted, duration=self.frame_ms,
+                                                          include_color_table=True)))
+        self.frames += 1
+
+    def close(self) -> None:
+        try:
+            if self.frames:
+                self.handle.write(b";")
+        finally:
+            self.handle.close()
+
+
+class Mp4Stream:
+    """H.264 through imageio-ffmpeg, fed one frame at a time; sizes are multiples of 8,
+    so no padding is needed."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        import imageio.v2 as iio2
+
+        self.writer = iio2.get_writer(path, format="FFMPEG", mode="I", fps=fps, codec="libx264",
+                                      pixelformat="yuv420p", macro_block_size=8,
+                                      ffmpeg_log_level="error")
+
+    def add(self, frame: Image.Image) -> None:
+        import numpy as np
+
+        self.writer.append_data(np.asarray(frame.convert("RGB")))
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 @functools.cache
@@ -80,47 +141,51 @@ def video_unavailable() -> str | None:
     return None
 
 
-def write_mp4(frames: list[Image.Image], path: Path, fps: float) -> Path:
-    """H.264 through imageio-ffmpeg; sizes are multiples of 8, so no padding is needed."""
-    import imageio.v2 as iio2
-    import numpy as np
+def write_movies(frames: Iterable[Image.Image], gif: Path | None, mp4: Path | None,
+                 fps: float) -> list[Path]:
+    """A GIF and/or an MP4 of ``frames``, both fed by one pass over them."""
+    paths = [p for p in (gif, mp4) if p is not None]
 
-    def write(tmp: Path) -> None:
-        writer = iio2.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264",
-                                 pixelformat="yuv420p", macro_block_size=8,
-                                 ffmpeg_log_level="error")
+    def write(temporaries: list[Path]) -> None:
+        streams = [GifStream(tmp, round(1000 / fps)) if tmp.suffix == ".gif" else Mp4Stream(tmp, fps)
+                   for tmp in temporaries]
+        count = 0
         try:
-            for frame in frames:
-                writer.append_data(np.asarray(frame.convert("RGB")))
+            for count, frame in enumerate(frames, start=1):
+                for stream in streams:
+                    stream.add(frame)
         finally:
-            writer.close()
+            for stream in streams:
+                stream.close()
+        if not count:
+            raise BadInput("a GIF or MP4 needs at least one frame")
 
-    publish(path, write)
-    return path
+    if paths:
+        publish_all(paths, write)
+    return paths
 
 
-def grid(images: list[Image.Image], columns: int | None = None) -> Image.Image:
-    """All images on one sheet, row by row."""
-    columns = columns or math.ceil(math.sqrt(len(images)))
-    rows = math.ceil(len(images) / columns)
-    width, height = images[0].size
-    sheet = Image.new("RGB", (columns * width, rows * height), "black")
+def grid(images: Iterable[Image.Image], count: int, columns: int | None = None) -> Image.Image:
+    """``count`` images on one sheet, row by row (each pasted as it is read)."""
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    sheet = None
     for index, image in enumerate(images):
+        if sheet is None:
+            width, height = image.size
+            sheet = Image.new("RGB", (columns * width, rows * height), "black")
         sheet.paste(image, ((index % columns) * width, (index // columns) * height))
+    assert sheet is not None, "a grid of no images"
     return sheet
 
 
-def write_media(session, request, gif: bool, video: bool, fps: float) -> list[Path]:
-    """The grid, GIF and/or MP4 a ``Media`` request names, from the session's saved frames."""
-    frames = [session.read_image(name) for name in request.frames]
+def write_media(session: Any, request: Media, gif: bool, video: bool, fps: float) -> list[Path]:
+    """The grid, GIF and/or MP4 a ``Media`` request names, from the session's saved frames,
+    each frame read from disk once (nothing holds the whole journey)."""
+    frames = _same_size(map(session.read_image, request.frames), request.frames)
     if request.grid:
         path = session.path / "images" / f"{request.name}.png"
-        save_png(grid(frames), path)
+        save_png(grid(frames, len(request.frames)), path)
         return [path]
-    paths = []
-    if gif:
-        frame_ms = round(1000 / fps)
-        paths.append(write_gif(frames, session.path / "gifs" / f"{request.name}.gif", frame_ms))
-    if video:
-        paths.append(write_mp4(frames, session.path / "videos" / f"{request.name}.mp4", fps))
-    return paths
+    return write_movies(frames, session.path / "gifs" / f"{request.name}.gif" if gif else None,
+                        session.path / "videos" / f"{request.name}.mp4" if video else None, fps)

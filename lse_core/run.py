@@ -46,6 +46,7 @@ from .models import (
     pick_dtype,
 )
 from .distributed import Failure, Group, RankFailed, failure_of
+from .media import media_entries
 from .preflight import DEVICE_PATTERN, preflight
 from .session import Session, stored_count
 
@@ -94,6 +95,10 @@ class ExperimentRun:
         self.session: Session | None = None
         self._cancel = threading.Event()
         self._choices: queue.Queue[Any] = queue.Queue()
+        # Until the run starts writing, a resumed session stays as it was, even when it
+        # is refused (its stored state, a finished one's "done" included, is kept).
+        self._started = False
+        self._removed: list[str] = []  # damaged files a resume removed, to be made again
 
     def cancel(self) -> None:
         """Stop within one denoising step; finished frames stay in the session."""
@@ -127,7 +132,7 @@ class ExperimentRun:
         try:
             self._run(emit)
         except BadInput as exc:
-            if self.session is not None:
+            if self.session is not None and self._started:
                 self.session.update(state="failed", error=str(exc))
             emit(Failed(str(exc), bad_input=True,
                         session_dir=self.session.path if self.session else None))
@@ -165,6 +170,8 @@ class ExperimentRun:
     def _mark(self, state: str, **extra: Any) -> int:
         if self.session is None:
             return 0
+        if not self._started:
+            return stored_count(self.session.manifest, "frames_done") or 0
         try:
             self.session.update(state=state, **extra)
         except OSError:
@@ -176,15 +183,24 @@ class ExperimentRun:
         root = group is None or group.is_root
         existing: Session | None = None
 
-        def effective() -> tuple[dict[str, Any], dict[str, Any]]:
+        def effective() -> tuple[dict[str, Any], dict[str, Any], bool]:
             nonlocal existing
             cfg, existing = self._effective_config()
-            return cfg.model_dump(), existing.manifest if existing is not None else {}
+            if existing is None:
+                return cfg.model_dump(), {}, False
+            finished = existing.finished and not EXPERIMENTS[cfg.exp_identifier].continuable
+            return cfg.model_dump(), existing.manifest, finished and not existing.repairs
 
         # Every rank plans the same journey: rank 0's config (its seed drawn) and, for a
         # resume, its manifest (diffevolution replays the stored answers).
         shared = effective() if group is None else _from_root(group, effective)
         cfg, manifest = ExperimentConfig.model_validate(shared[0]), shared[1]
+        if shared[2]:
+            # A finished session found whole: nothing is loaded, rendered or rewritten.
+            emit(Notice(f"{cfg.exp_identifier} is finished: nothing to resume (`lse export` "
+                        "writes its GIF/MP4 again)"))
+            emit(Finished(Path(self.resume_dir), stored_count(manifest, "frames_done") or 0))
+            return
 
         try:
             model, device, dtype, load_s = self._load(cfg, manifest, emit)
@@ -217,7 +233,8 @@ class ExperimentRun:
         if group is not None:
             shared = _from_root(group, lambda: shared)
             if not root:  # writes its frames into the folder; session.json is rank 0's
-                session = Session(Path(shared[0]), manifest)
+                session = Session(Path(shared[0]), manifest, keeps_records=False)
+                session.load_verified()  # the frames rank 0 found whole
         batch_size = shared[1]
         emit(Started(session.path, experiment.frames_planned, 0, batch_size,
                      steps_run(experiment.settings(), cfg.model_identifier == "img2img"),
@@ -236,14 +253,16 @@ class ExperimentRun:
             preflight(cfg)
             return cfg, None
         # Claimed before anything else: a second writer is turned away at once.
+        # A damaged manifest, config or journal is refused here, before the model loads.
         existing = Session.open(self.resume_dir).claim()
         self.session = existing
-        existing.batch_size  # a damaged manifest is refused before the model loads
         cfg = existing.config()
         preflight(cfg)
+        media_entries(existing)
         if existing.manifest.get("torch_threads") and _same_device(existing.manifest) == "cpu":
             # A CPU's results depend on its thread count: resume as the session began.
-            torch.set_num_threads(stored_count(existing.manifest, "torch_threads") or 1)
+            torch.set_num_threads(existing.manifest["torch_threads"])
+        self._removed = existing.verify()  # before the model loads: a finished one may be whole
         return cfg, existing
 
     def _load(self, cfg: ExperimentConfig, manifest: dict[str, Any],
@@ -272,11 +291,12 @@ class ExperimentRun:
                  emit: Callable[[Event], None]) -> Session:
         """The resumed session, checked, or a new one."""
         if existing is not None:
-            removed = existing.verify()
+            removed = self._removed
             if removed:
                 emit(Notice(f"{len(removed)} damaged file(s) will be made again: "
                             f"{', '.join(removed[:3])}{' …' if len(removed) > 3 else ''}"))
             existing.update(state="running", error=None)
+            self._started = True
             return existing
         height, width = experiment.inputs.size()
         group = self.options.group
@@ -292,6 +312,7 @@ class ExperimentRun:
             "frames_planned": experiment.frames_planned,
             "timings": {"load_s": round(load_s, 3), "render_s": 0.0},
         })
+        self._started = True
         return self.session
 
 

@@ -10,7 +10,8 @@ from textual.containers import Container, Vertical
 from textual.widget import Widget
 from textual.widgets import Static
 
-from .frame_names import frame_label
+from lse_core import safe_files
+from lse_core.errors import BadInput
 
 GRAPHICS = ("auto", "kitty", "sixel", "halfcell", "none")
 
@@ -34,11 +35,11 @@ def image_widget_class(graphics: str) -> type[Widget] | None:
 
 
 def load_frame(path: Path) -> PILImage.Image | None:
-    """A saved frame, or None when it is gone or unreadable (the caption says so)."""
+    """A saved frame, or None when it is gone or unreadable (the caption says so). Read
+    as the core reads session files: no link followed, no FIFO opened, size bounded."""
     try:
-        with PILImage.open(path) as image:
-            return image.convert("RGB")
-    except OSError:
+        return safe_files.read_image(path)
+    except (BadInput, OSError):
         return None
 
 
@@ -80,12 +81,12 @@ class FramePreview(Vertical):
                 yield self.image_class(classes="preview-image")
         yield Static(self.caption_text, classes="preview-caption")
 
-    def show(self, name: str, path: Path, image: PILImage.Image | None = None) -> None:
-        """Show one frame; without ``image`` it is read from ``path``."""
+    def show(self, label: str, path: Path, image: PILImage.Image | None = None) -> None:
+        """Show one frame, captioned with its label; without ``image`` it is read from ``path``."""
         image = image if image is not None else load_frame(path)
         size = f"{image.width}×{image.height}" if image is not None else "unreadable"
         where = str(path) if self.full_path else path.name
-        self.caption_text = f"{frame_label(name)} · {size}\n{where}"
+        self.caption_text = f"{label} · {size}\n{where}"
         self.query_one(".preview-caption", Static).update(self.caption_text)
         if self.image_class is not None:
             self.query_one(".preview-image").image = image  # type: ignore[attr-defined]

@@ -2,8 +2,9 @@
 
 It only renders the core's events and forwards the user's keys (stop, and the
 diffevolution grid's answers); the work itself runs in the core's thread.
-Frames are listed in story order (see ``frame_names``), visualize-diffusion's
-step frames and grid included, whatever order they are made in.
+Frames are listed in story order, by the position and with the label the
+experiment gave each frame (its ``FrameRecord``), visualize-diffusion's step frames
+and grid included, whatever order they are made in.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ from lse_core.events import (
     WaitingForChoice,
 )
 from lse_core.choices import Choice
+from lse_core.frames import FrameRecord
 
 from .evolution import EvolutionScreen, describe
-from .frame_names import frame_label, story_key
 from .preview import FramePreview
 from .run_progress import RunProgress
 from .texts import count
@@ -91,7 +92,8 @@ class RunScreen(Screen[str | None]):
         self.title_text = title
         self.graphics = graphics
         self.progress = RunProgress(clock=clock)
-        self.frames: list[tuple[str, Path]] = []  # (name, path) in story order
+        self.frames: list[tuple[FrameRecord, Path]] = []  # in story order
+        self._places: dict[str, int] = {}  # a frame's index in ``frames``, by name
         self.shown_name: str | None = None
         self.following = True  # the preview shows each new frame until the user moves
         self.session_dir: Path | None = None
@@ -113,8 +115,7 @@ class RunScreen(Screen[str | None]):
     @property
     def shown(self) -> int | None:
         """The index in ``frames`` of the frame in the preview."""
-        names = [name for name, _ in self.frames]
-        return names.index(self.shown_name) if self.shown_name in names else None
+        return self._places.get(self.shown_name) if self.shown_name is not None else None
 
     def compose(self) -> ComposeResult:
         yield Label(self.title_text, id="run-title")
@@ -168,7 +169,7 @@ class RunScreen(Screen[str | None]):
             for path in event.paths:
                 log.write(f"wrote {path}")
             # visualize-diffusion's grid of all steps is a picture to look at too.
-            self._add_frames([(p.stem, p) for p in event.paths if p.suffix == ".png"])
+            self._add_frames(list(event.frames))
         elif isinstance(event, GenerationReady):
             self.generation = event
         elif isinstance(event, WaitingForChoice):
@@ -179,25 +180,32 @@ class RunScreen(Screen[str | None]):
         self._show_progress()
 
     def _add_frame(self, event: FrameReady) -> None:
-        steps = [(path.stem, path) for path in event.step_paths]
-        self._add_frames([*steps, (event.name, event.path)], event.image)
+        self._add_frames([*event.steps, (event.record, event.path)], event.image)
 
-    def _add_frames(self, entries: list[tuple[str, Path]], image: Any = None) -> None:
-        """Add frames in story order; the preview shows the last of them while following."""
+    def _add_frames(self, entries: list[tuple[FrameRecord, Path]], image: Any = None) -> None:
+        """Add frames in story order; the preview shows the last of them while following.
+        Frames mostly arrive in story order and are appended; one that belongs earlier
+        (an outpaint filler after its keyframe) has the list rebuilt."""
         if not entries:
             return
-        known = {name for name, _ in self.frames}
-        self.frames += [entry for entry in entries if entry[0] not in known]
-        self.frames.sort(key=lambda entry: story_key(entry[0]))
+        new = sorted((entry for entry in entries if entry[0].name not in self._places),
+                     key=_story_key)
         strip = self.query_one("#frame-list", OptionList)
-        strip.set_options([Option(frame_label(name)) for name, _ in self.frames])
+        if new and self.frames and _story_key(new[0]) < _story_key(self.frames[-1]):
+            self.frames = sorted(self.frames + new, key=_story_key)
+            self._places = {record.name: i for i, (record, _) in enumerate(self.frames)}
+            strip.set_options([Option(record.label) for record, _ in self.frames])
+        elif new:
+            self._places.update((record.name, len(self.frames) + i) for i, (record, _) in enumerate(new))
+            self.frames += new
+            strip.add_options([Option(record.label) for record, _ in new])
         if self.following:
-            self._show_frame(self.shown_index(entries[-1][0]), image)
+            self._show_frame(self.shown_index(entries[-1][0].name), image)
         elif self.shown is not None:
             strip.highlighted = self.shown
 
     def shown_index(self, name: str) -> int:
-        return [n for n, _ in self.frames].index(name)
+        return self._places[name]
 
     def _show_progress(self) -> None:
         progress = self.progress
@@ -251,9 +259,9 @@ class RunScreen(Screen[str | None]):
 
     # frames -------------------------------------------------------------------
     def _show_frame(self, index: int, image: Any = None) -> None:
-        name, path = self.frames[index]
-        self.shown_name = name
-        self.query_one("#preview", FramePreview).show(name, path, image)
+        record, path = self.frames[index]
+        self.shown_name = record.name
+        self.query_one("#preview", FramePreview).show(record.label, path, image)
         strip = self.query_one("#frame-list", OptionList)
         if strip.highlighted != index:
             strip.highlighted = index
@@ -279,8 +287,8 @@ class RunScreen(Screen[str | None]):
     def action_zoom(self) -> None:
         if self.shown is None:
             return
-        self.app.push_screen(FrameViewer(list(self.frames), self.shown, self.graphics,
-                                         self.title_text), self._choose_frame)
+        self.app.push_screen(FrameViewer([(r.label, path) for r, path in self.frames], self.shown,
+                                         self.graphics, self.title_text), self._choose_frame)
 
     # diffevolution ------------------------------------------------------------
     def _ask(self, event: WaitingForChoice) -> None:
@@ -346,3 +354,7 @@ class RunScreen(Screen[str | None]):
     def action_back(self) -> None:
         if not self.running:
             self.dismiss(None)
+
+
+def _story_key(entry: tuple[FrameRecord, Path]) -> tuple[int, str]:
+    return entry[0].position, entry[0].name

@@ -11,14 +11,14 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Label, OptionList
 from textual.widgets.option_list import Option
 
-from lse_core.catalog import SessionSummary, export_session, list_sessions
-from lse_core.config import EXPERIMENTS, read_yaml
+from lse_core.catalog import SessionSummary, export_session, list_sessions, session_frames
+from lse_core.config import EXPERIMENTS
 from lse_core.errors import BadInput
-from lse_core.session import CONFIG_NAME
+from lse_core.frames import FrameRecord
+from lse_core.session import read_config_values
 
 from .base import LseScreen
 from .dialogs import ChoiceDialog
-from .frame_names import frame_label, story_key
 from .home import INPAINT_ONLY, frames_text, session_time
 from .preview import FramePreview
 from .texts import count
@@ -32,13 +32,6 @@ FROM_FRAME_LISTS = {"interpolation": ("inter_prompts", "inter_noises")}
 
 # Finished sessions of these experiments can go on: a diffevolution grows its lineage.
 CONTINUABLE = ("diffevolution",)
-
-
-def session_frames(session: Path) -> list[Path]:
-    """The session's pictures in story order (the order the GIF tells it)."""
-    images = (session / "images").glob("*.png")
-    return sorted((p for p in images if not p.name.startswith(".")),
-                  key=lambda path: story_key(path.stem))
 
 
 def can_continue(summary: SessionSummary) -> bool:
@@ -71,7 +64,7 @@ class SessionsScreen(LseScreen[None]):
         self.root = root
         self.select = select
         self.summaries: list[SessionSummary] = []
-        self.frames: list[Path] = []
+        self.frames: list[tuple[FrameRecord, Path]] = []  # the selected session's, in story order
 
     def compose(self) -> ComposeResult:
         yield Label(f"Sessions in {self.root}", id="sessions-title")
@@ -125,23 +118,38 @@ class SessionsScreen(LseScreen[None]):
         keep = self.selected_frame()
         frames.clear_options()
         summary = self.current
-        self.frames = session_frames(summary.path) if summary else []
-        frames.add_options([Option(frame_label(p.stem)) for p in self.frames])
+        self.frames, problem = self._frames_of(summary)
+        frames.add_options([Option(record.label) for record, _ in self.frames])
         title = f"{count(len(self.frames), 'frame')} · ↑/↓"
         self.query_one("#frames-title", Label).update(title)
         preview = self.query_one("#session-preview", FramePreview)
+        paths = [path for _, path in self.frames]
         if self.frames:
-            frames.highlighted = (self.frames.index(keep) if keep in self.frames
-                                  else len(self.frames) - 1)
+            frames.highlighted = paths.index(keep) if keep in paths else len(paths) - 1
+        elif problem is not None:
+            preview.clear(f"unreadable: {problem}")
         else:
             preview.clear("no sessions" if summary is None else "no frames saved yet")
         self.refresh_bindings()
 
+    @staticmethod
+    def _frames_of(summary: SessionSummary | None) -> tuple[list[tuple[FrameRecord, Path]], str | None]:
+        """The session's frames as its records list them, or why they cannot be read."""
+        if summary is None:
+            return [], None
+        if summary.problem is not None:
+            return [], summary.problem
+        try:
+            records = session_frames(summary.path)
+        except BadInput as exc:
+            return [], str(exc)
+        return [(r, summary.path / "images" / f"{r.name}.png") for r in records], None
+
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         # A highlight from the list of the session shown before may arrive late.
         if 0 <= event.option_index < len(self.frames):
-            frame = self.frames[event.option_index]
-            self.query_one("#session-preview", FramePreview).show(frame.stem, frame)
+            record, path = self.frames[event.option_index]
+            self.query_one("#session-preview", FramePreview).show(record.label, path)
 
     # actions ------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -159,7 +167,7 @@ class SessionsScreen(LseScreen[None]):
 
     def selected_frame(self) -> Path | None:
         index = self.query_one("#session-frames", OptionList).highlighted
-        return self.frames[index] if index is not None and index < len(self.frames) else None
+        return self.frames[index][1] if index is not None and index < len(self.frames) else None
 
     def action_resume(self) -> None:
         summary = self.current
@@ -181,7 +189,7 @@ class SessionsScreen(LseScreen[None]):
         summary, index = self.current, self.query_one("#session-frames", OptionList).highlighted
         if summary is None or index is None or index >= len(self.frames):
             return
-        frames = [(path.stem, path) for path in self.frames]
+        frames = [(record.label, path) for record, path in self.frames]
         self.app.push_screen(FrameViewer(frames, index, self.lse.graphics, summary.path.name),
                              self._highlight_frame)
 
@@ -224,7 +232,7 @@ class SessionsScreen(LseScreen[None]):
                      embedding: Path) -> dict[str, object]:
         """The session's own config, starting from the frame's embeddings."""
         try:
-            values = read_yaml(summary.path / "configs" / CONFIG_NAME)
+            values = read_config_values(summary.path)
         except BadInput:
             values = {}
         values["exp_identifier"] = experiment

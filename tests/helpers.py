@@ -33,3 +33,12 @@ def only_session(out: Path) -> Path:
 def write_config(path: Path, **keys) -> Path:
     path.write_text(yaml.safe_dump(keys))
     return path
+
+
+def one_line_exit_2(code: int, err: str, words: str) -> None:
+    """Bad input: exit 2 and one short line that says ``words``, no traceback."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and words in lines[0], err
+    assert "Traceback" not in err
+    assert len(lines[0]) < 400, "a message must not echo a long input back"

@@ -4,8 +4,10 @@
 
 WHAT is ``creation`` (just before a new session folder is renamed into place),
 ``png`` or ``gif`` (just before the N-th PNG or GIF is published, its temporary
-file complete on disk). Only ``os.rename``/``os.replace`` are wrapped; everything
-else is the real program. Under torchrun, ``KILL_RANK`` names the one rank to kill.
+file complete on disk), or ``png-published`` (just after the N-th PNG is renamed
+into place, before its checksum reaches the journal). Only ``os.rename``/``os.replace``
+are wrapped; everything else is the real program. Under torchrun, ``KILL_RANK``
+names the one rank to kill.
 """
 
 from __future__ import annotations
@@ -19,16 +21,21 @@ from typing import Callable
 from lse_core.cli import main
 
 
-def _kill_on(real: Callable, nth: int, matches: Callable[[Path, Path], bool]) -> Callable:
+def _kill_on(real: Callable, nth: int, matches: Callable[[Path, Path], bool],
+             after: bool = False) -> Callable:
     seen = 0
 
     def wrapper(src, dst, *args, **kwargs):
         nonlocal seen
-        if matches(Path(src), Path(dst)):
+        hit = matches(Path(src), Path(dst))
+        if hit:
             seen += 1
-            if seen == nth:
-                os.kill(os.getpid(), signal.SIGKILL)
-        return real(src, dst, *args, **kwargs)
+        if hit and seen == nth and not after:
+            os.kill(os.getpid(), signal.SIGKILL)
+        result = real(src, dst, *args, **kwargs)
+        if hit and seen == nth:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
 
     return wrapper
 
@@ -39,6 +46,8 @@ if __name__ == "__main__":
         sys.exit(main(args))
     if what == "creation":
         os.rename = _kill_on(os.rename, nth, lambda src, dst: src.name.startswith(".creating-"))
+    elif what == "png-published":
+        os.replace = _kill_on(os.replace, nth, lambda src, dst: dst.suffix == ".png", after=True)
     else:
         os.replace = _kill_on(os.replace, nth, lambda src, dst: dst.suffix == f".{what}")
     sys.exit(main(args))

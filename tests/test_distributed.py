@@ -61,8 +61,12 @@ def test_two_ranks_write_what_one_process_writes(journey, tmp_path):
     assert len(reference) > 4 and _pngs(two) == reference
     manifest = json.loads((two / "session.json").read_text())
     assert manifest["state"] == "done" and manifest["ranks"] == 2
-    # rank 0 recorded the checksum of every frame, whichever rank wrote it
-    assert {f"images/{name}" for name in reference} <= set(manifest["checksums"])
+    # rank 0 recorded the checksum and record of every frame, whichever rank wrote it
+    from lse_core.session import Session
+
+    index = Session.open(two).index
+    assert {f"images/{name}" for name in reference} <= set(index.files)
+    assert {name.removesuffix(".png") for name in reference} == set(index.frames)
     # one progress report, from rank 0
     assert done.stdout.count("done: ") == 1
 

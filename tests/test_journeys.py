@@ -27,7 +27,10 @@ def test_every_original_combination_has_a_config():
 # frames each config makes with QUICK: images per prompt 2; walk 2 directions x 3;
 # (K-1)*2+K interpolation frames; start + the 1 generation --auto 1 picks from (4 genes);
 # start + 4 keyframes x 4
-FRAMES = {"single_inference": 2, "visualize_diffusion": 1, "random_walk": 6, "diffevolution": 5,
+FRAMES = {"single_inference": 2, "random_walk": 6, "diffevolution": 5,
+          # every denoising step is a frame: img2img runs int(2 × strength 0.8) of its 2 steps
+          ("txt2img", "visualize_diffusion"): 2, ("img2img", "visualize_diffusion"): 1,
+          ("inpaint", "visualize_diffusion"): 2,
           "outpaint_walk": 17, ("txt2img", "interpolation"): 7, ("img2img", "interpolation"): 4,
           ("inpaint", "interpolation"): 4}
 

@@ -17,21 +17,13 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from helpers import ROOT, only_session, run_cli, write_config
+from helpers import ROOT, one_line_exit_2, only_session, run_cli, write_config
 
 BASE = {"model_identifier": "txt2img", "exp_identifier": "single-inference", "model_id": "tiny",
         "prompt": "a red fox|blurry", "height": 64, "width": 64, "diffusion_steps": 2,
         "rand_seed": 1}
 INTERPOLATION = {**BASE, "exp_identifier": "interpolation", "inter_prompts": ["a fox", "a bird"],
                  "inter_noises": [3, 4], "interpolation_steps": 5, "batch_size": 2}
-
-
-def _one_line_exit_2(code: int, err: str, words: str) -> None:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2, err
-    assert len(lines) == 1 and words in lines[0], err
-    assert "Traceback" not in err
-    assert len(lines[0]) < 400, "a message must not echo a long input back"
 
 
 def _no_session(out: Path) -> None:
@@ -66,7 +58,7 @@ REFUSED = [
 def test_out_of_range_values_are_refused(name, keys, words, tmp_path, capsys):
     config = write_config(tmp_path / "exp.yaml", **{**BASE, **keys})
     code = run_cli("run", str(config), "--out", str(tmp_path / "s"))
-    _one_line_exit_2(code, capsys.readouterr().err, words)
+    one_line_exit_2(code, capsys.readouterr().err, words)
     _no_session(tmp_path / "s")
 
 
@@ -79,13 +71,13 @@ def test_unusable_tensors_are_refused(key, tensor, words, tmp_path, capsys):
     config = write_config(tmp_path / "exp.yaml",
                           **{**BASE, key: _embedding(tmp_path / "e.safetensors", **tensor)})
     code = run_cli("run", str(config), "--out", str(tmp_path / "s"))
-    _one_line_exit_2(code, capsys.readouterr().err, words)
+    one_line_exit_2(code, capsys.readouterr().err, words)
     _no_session(tmp_path / "s")
 
 
 def test_control_character_in_an_override(capsys):
     code = run_cli("run", "configs/txt2img/single_inference.yaml", "--set", "prompt=a\x01b")
-    _one_line_exit_2(code, capsys.readouterr().err,
+    one_line_exit_2(code, capsys.readouterr().err,
                      "--set prompt: value is not valid YAML: unacceptable character #x0001")
 
 
@@ -98,18 +90,18 @@ def test_nested_yaml_aliases_are_refused_at_once(tmp_path, capsys):
     started = time.monotonic()
     code = run_cli("run", str(config))
     assert time.monotonic() - started < 2
-    _one_line_exit_2(code, capsys.readouterr().err, "YAML syntax error at line 2: aliases (*name) are not accepted")
+    one_line_exit_2(code, capsys.readouterr().err, "YAML syntax error at line 2: aliases (*name) are not accepted")
 
 
 def test_long_input_is_not_echoed(tmp_path, capsys):
     config = write_config(tmp_path / "exp.yaml", **{**BASE, "height": "x" * 5000})
     code = run_cli("run", str(config))
-    _one_line_exit_2(code, capsys.readouterr().err, "key 'height'")
+    one_line_exit_2(code, capsys.readouterr().err, "key 'height'")
 
 
 def test_unknown_device(capsys):
     code = run_cli("run", "configs/txt2img/single_inference.yaml", "--device", "meta")
-    _one_line_exit_2(code, capsys.readouterr().err, "--device: unknown device 'meta' (valid: cpu, cuda, cuda:N, mps)")
+    one_line_exit_2(code, capsys.readouterr().err, "--device: unknown device 'meta' (valid: cpu, cuda, cuda:N, mps)")
 
 
 def test_huge_image_is_refused(tmp_path, capsys, monkeypatch):
@@ -119,7 +111,7 @@ def test_huge_image_is_refused(tmp_path, capsys, monkeypatch):
     config = write_config(tmp_path / "exp.yaml", **{**BASE, "model_identifier": "img2img",
                                                     "image": str(tmp_path / "big.png")})
     code = run_cli("run", str(config), "--out", str(tmp_path / "s"))
-    _one_line_exit_2(code, capsys.readouterr().err, "big.png: image too large (over 0 megapixels)")
+    one_line_exit_2(code, capsys.readouterr().err, "big.png: image too large (over 0 megapixels)")
 
 
 def test_unwritable_output_folder_is_found_before_the_model_loads(tmp_path, capsys):
@@ -127,7 +119,7 @@ def test_unwritable_output_folder_is_found_before_the_model_loads(tmp_path, caps
     config = write_config(tmp_path / "exp.yaml", **BASE)
     started = time.monotonic()
     code = run_cli("run", str(config), "--out", str(tmp_path / "a-file" / "sessions"))
-    _one_line_exit_2(code, capsys.readouterr().err,
+    one_line_exit_2(code, capsys.readouterr().err,
                      f"key 'output_path': cannot write sessions to {tmp_path}/a-file/sessions (Not a directory)")
     assert time.monotonic() - started < 1.5
 
@@ -158,6 +150,14 @@ def _edit_manifest(session: Path, change) -> None:
     path.write_text(json.dumps(data))
 
 
+def _edit_media(session: Path, change) -> None:
+    """Change the media entries a session's journal lists."""
+    journal = session / "frames.jsonl"
+    entries = [json.loads(line) for line in journal.read_text().splitlines()]
+    entries = [{"media": change(e["media"])} if "media" in e else e for e in entries]
+    journal.write_text("".join(json.dumps(e) + "\n" for e in entries))
+
+
 def test_one_damaged_session_does_not_break_the_listing(tmp_path, capsys):
     import shutil
 
@@ -182,24 +182,24 @@ def test_one_damaged_session_does_not_break_the_listing(tmp_path, capsys):
 
 def test_export_stays_inside_the_session(tmp_path, capsys):
     session = _finished_session(tmp_path)
-    _edit_manifest(session, lambda m: {**m, "media": [{**m["media"][0], "name": "../../../X"}]})
+    _edit_media(session, lambda m: {**m, "name": "../../../X"})
     code = run_cli("export", str(session))
-    _one_line_exit_2(code, capsys.readouterr().err, "media entry 0: '../../../X' is not a plain file name")
+    one_line_exit_2(code, capsys.readouterr().err, "media entry 0: '../../../X' is not a plain file name")
     assert not list(tmp_path.glob("X*")) and not list(Path("/").glob("X.gif"))
 
 
 def test_export_refuses_a_damaged_media_entry(tmp_path, capsys):
     session = _finished_session(tmp_path)
-    _edit_manifest(session, lambda m: {**m, "media": [{**m["media"][0], "speed": 2}]})
+    _edit_media(session, lambda m: {**m, "speed": 2})
     code = run_cli("export", str(session))
-    _one_line_exit_2(code, capsys.readouterr().err, "media entry 0 must have the keys name, frames")
+    one_line_exit_2(code, capsys.readouterr().err, "media entry 0 must have the keys name, frames")
 
 
 @pytest.mark.parametrize("fps", ["-5", "nan", "0", "inf"])
 def test_export_refuses_bad_fps(fps, tmp_path, capsys):
     session = _finished_session(tmp_path)
     code = run_cli("export", str(session), "--fps", fps)
-    _one_line_exit_2(code, capsys.readouterr().err, "--fps: must be above 0 and at most 240")
+    one_line_exit_2(code, capsys.readouterr().err, "--fps: must be above 0 and at most 240")
 
 
 def test_export_writes_a_playable_mp4(tmp_path):
@@ -219,14 +219,14 @@ def test_export_writes_a_playable_mp4(tmp_path):
 
 @pytest.mark.parametrize("change,words", [
     (lambda m: [], "not a session manifest (expected a JSON object)"),
-    (lambda m: {k: v for k, v in m.items() if k != "batch_size"}, "'batch_size' must be a whole number ≥ 1 (got None)"),
-    (lambda m: {**m, "batch_size": "four"}, "'batch_size' must be a whole number ≥ 1 (got 'four')"),
+    (lambda m: {k: v for k, v in m.items() if k != "batch_size"}, "session.json: key 'batch_size': Field required"),
+    (lambda m: {**m, "batch_size": "four"}, "session.json: key 'batch_size': Input should be a valid integer (got 'four')"),
 ])
 def test_resume_of_a_damaged_manifest(change, words, tmp_path, capsys):
     session = _finished_session(tmp_path)
     _edit_manifest(session, change)
     code = run_cli("resume", str(session))
-    _one_line_exit_2(code, capsys.readouterr().err, words)
+    one_line_exit_2(code, capsys.readouterr().err, words)
 
 
 def _pngs(session: Path) -> dict[str, bytes]:
@@ -253,10 +253,10 @@ def test_a_second_writer_is_refused(tmp_path, capsys):
     holder = Session.open(session).claim()
     try:
         code = run_cli("resume", str(session))
-        _one_line_exit_2(code, capsys.readouterr().err,
+        one_line_exit_2(code, capsys.readouterr().err,
                          f"session {session} is in use by pid {os.getpid()} on ")
         code = run_cli("export", str(session))
-        _one_line_exit_2(code, capsys.readouterr().err, "is in use by pid")
+        one_line_exit_2(code, capsys.readouterr().err, "is in use by pid")
     finally:
         holder.release()
     assert run_cli("export", str(session), "--gif") == 0

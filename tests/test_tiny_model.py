@@ -17,7 +17,6 @@ import pytest
 from PIL import Image, ImageDraw
 
 from helpers import only_session, run_cli, write_config
-from screens.frame_names import story_key
 
 RED_CIRCLE = "a red circle on a white background"
 BLUE_SQUARE = "a blue square on a white background"
@@ -41,8 +40,9 @@ def _run(tmp_path: Path, label: str, model: str = "tiny", **keys) -> Path:
 
 def _images(session: Path) -> list[np.ndarray]:
     """The frames in the order the experiment shows them (an interpolation's ``step-start`` first)."""
-    paths = sorted((session / "images").glob("output-*.png"), key=lambda p: story_key(p.stem))
-    return [_pixels(p) for p in paths]
+    from lse_core.session import Session
+
+    return [_pixels(session / "images" / f"{r.name}.png") for r in Session.open(session).frames()]
 
 
 def _border(image: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ async def test_single_inference_from_home_to_saved_frame(out: Path) -> None:
         screen = app.screen
         assert isinstance(screen.final, Finished), screen.final
         preview = screen.query_one("#preview", FramePreview)
-        assert preview.caption_text == "image 0 · step 2 · 64×64\noutput-0_diffstep-2.png"
+        assert preview.caption_text == "image 0 · 64×64\noutput-0_diffstep-2.png"
         assert preview.query_one(".preview-image").image.size == (64, 64)
 
     session = only_session(out)
@@ -68,7 +68,7 @@ async def test_interpolation_loaded_from_yaml_runs_and_exports(out: Path) -> Non
         await run_to_end(pilot)
         run = app.screen
         assert isinstance(run.final, Finished), run.final
-        assert [name for name, _ in run.frames] == [
+        assert [record.name for record, _ in run.frames] == [
             "output-0_lstitms-0,1_step-start", "output-0_lstitms-0,1_step-1",
             "output-0_lstitms-0,1_step-end"]
         gif = next(p for p in run.final.outputs if p.suffix == ".gif")
@@ -95,7 +95,7 @@ async def test_keys_answer_while_generating_and_stop_keeps_a_resumable_session(o
         await wait_until(pilot, lambda: run.shown != newest, "the preview to step back")
         assert run.running, "the run ended before the key was answered; make it longer"
         caption = run.query_one("#preview", FramePreview).caption_text
-        assert caption.startswith(f"image {run.shown} · step 3")
+        assert caption.startswith(f"image {run.shown} · 128×128")
         assert run.query_one("#frame-list", OptionList).highlighted == run.shown
 
         send_key(app, "q")
@@ -148,7 +148,7 @@ async def test_new_experiment_from_a_saved_frame_without_images(out: Path) -> No
         first = only_session(out)
         preview = app.screen.query_one("#preview", FramePreview)
         assert not preview.query(".preview-image")
-        assert preview.caption_text.startswith("image 0 · step 2 · 64×64\n")
+        assert preview.caption_text.startswith("image 0 · 64×64\n")
         await pilot.press("escape", "escape", "s", "n")
         await pilot.press("enter")  # the dialog offers the session's own experiment first
         form = app.screen

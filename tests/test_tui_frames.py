@@ -11,7 +11,6 @@ from textual.widgets import OptionList
 from helpers import only_session, run_config
 from lse_core.config import build_config
 from lse_core.events import Finished
-from screens.frame_names import frame_label, story_key
 from screens.help import KeysScreen
 from screens.home import HomeScreen
 from screens.preview import FramePreview
@@ -42,14 +41,14 @@ async def test_visualize_diffusion_steps_through_every_step_and_the_grid(out: Pa
         run = await run_config_in_app(pilot, out, model_identifier="txt2img",
                                       exp_identifier="visualize-diffusion", prompt="a fox",
                                       diffusion_steps=4)
-        assert [name for name, _ in run.frames] == [
+        assert [record.name for record, _ in run.frames] == [
             "output-0_diffstep-0", "output-0_diffstep-1", "output-0_diffstep-2",
             "output-0_diffstep-3", "output-0_diffusion-grid"]
         assert all(path.is_file() for _, path in run.frames)
-        assert caption(run).startswith("image 0 · all steps (grid) · ")
+        assert caption(run).startswith("all steps · ")
         for step in (3, 2, 1, 0):
             await pilot.press("left")
-            assert caption(run).startswith(f"image 0 · step {step} · 64×64")
+            assert caption(run).startswith(f"step {step} · 64×64")
         await pilot.press("left")  # the first frame stays the first
         assert run.shown == 0
 
@@ -63,39 +62,10 @@ async def test_outpaint_frames_are_listed_in_the_order_of_the_walk(out: Path) ->
             frames_per_prompt=[1, 1], camera_actions=["right", "up"],
             frames_per_cam_action=[1, 1], num_filler_frames=2)
         # Each keyframe is made before the filler that leads up to it; the list is the walk.
-        assert [name for name, _ in run.frames] == [
+        assert [record.name for record, _ in run.frames] == [
             "init", "0_filler_frame_1", "frame-0", "1_filler_frame_1", "frame-1"]
         labels = [str(option.prompt) for option in run.query_one("#frame-list").options]
-        assert labels == ["start", "keyframe 0 · filler 1", "keyframe 0",
-                          "keyframe 1 · filler 1", "keyframe 1"]
-
-
-def test_frame_names_sort_in_story_order_and_read_as_words() -> None:
-    names = ["output-0_direction-0_randwalkstep-2", "output-0_direction-0_randwalkstep-start",
-             "output-0_direction-0_randwalkstep-1", "output-0_direction-1_randwalkstep-start",
-             "output-0_direction-0_randwalkstep-10"]
-    assert sorted(names, key=story_key) == [
-        "output-0_direction-0_randwalkstep-start", "output-0_direction-0_randwalkstep-1",
-        "output-0_direction-0_randwalkstep-2", "output-0_direction-0_randwalkstep-10",
-        "output-0_direction-1_randwalkstep-start"]
-    assert frame_label("output-0_direction-1_randwalkstep-3") == "image 0 · direction 1 · step 3"
-    interpolation = ["output-0_lstitms-1,2_step-1", "output-0_lstitms-0,1_step-end",
-                     "output-0_lstitms-0,1_step-2", "output-0_lstitms-0,1_step-start"]
-    assert sorted(interpolation, key=story_key) == [
-        "output-0_lstitms-0,1_step-start", "output-0_lstitms-0,1_step-2",
-        "output-0_lstitms-0,1_step-end", "output-0_lstitms-1,2_step-1"]
-    assert frame_label("output-0_lstitms-0,1_step-end") == "image 0 · between 0→1 · end"
-    assert frame_label("difevostep-2_parent-1_gene-3") == "gen 2 · parent 1 · gene 3"
-    # The original tool's names: an outpaint keyframe comes after the fillers leading to it.
-    outpaint = ["frame-1", "1_filler_frame_1", "frame-0", "init", "0_filler_frame_2",
-                "0_filler_frame_1"]
-    assert sorted(outpaint, key=story_key) == ["init", "0_filler_frame_1", "0_filler_frame_2",
-                                               "frame-0", "1_filler_frame_1", "frame-1"]
-    assert [frame_label(n) for n in ("init", "0_filler_frame_2", "frame-0")] == [
-        "start", "keyframe 0 · filler 2", "keyframe 0"]
-    assert sorted(["difevostep-1_parent-start_gene-0", "difevostep-start"], key=story_key)[0] == (
-        "difevostep-start")
-    assert frame_label("difevostep-1_parent-start_gene-0") == "gen 1 · parent start · gene 0"
+        assert labels == ["start", "key 0 · filler 1", "key 0", "key 1 · filler 1", "key 1"]
 
 
 def test_a_random_walk_session_starts_at_its_start_frame(out: Path) -> None:
@@ -110,11 +80,11 @@ async def look_at_the_walk(out: Path) -> None:
         await pilot.press("s")
         browser = app.screen
         assert isinstance(browser, SessionsScreen)
-        assert [p.stem for p in browser.frames] == [
+        assert [path.stem for _, path in browser.frames] == [
             "output-0_direction-0_randwalkstep-start", "output-0_direction-0_randwalkstep-1",
             "output-0_direction-0_randwalkstep-2"]
         labels = [str(o.prompt) for o in browser.query_one("#session-frames", OptionList).options]
-        assert labels[0] == "image 0 · direction 0 · start"
+        assert labels[0] == "dir 0 · start"
 
         # z: the selected frame as large as the terminal allows; ← → move, esc comes back.
         await pilot.press("z")

@@ -10,6 +10,7 @@ import pytest
 from lse_core.config import EXPERIMENTS, MODEL_KINDS, ExperimentConfig
 from lse_core.errors import BadInput
 from lse_core.events import FrameReady, Started, Step
+from lse_core.frames import FrameRecord
 from screens.evolution import MIN_PREVIEW, grid_layout, lineage_rows
 from screens.fields import format_value, key_in_message, parse_value, sections_for, spec_for
 from screens.run_progress import RunProgress
@@ -74,6 +75,10 @@ def test_an_error_message_names_its_field() -> None:
     assert key_in_message("config: unknown key 'foo'") is None
 
 
+def _record(name: str) -> FrameRecord:
+    return FrameRecord(name, 0, name, "image")
+
+
 def test_progress_and_eta_follow_the_rendering_rate() -> None:
     ticks = itertools.count(0.0, 1.0)  # every look at the clock is one second later
     progress = RunProgress(clock=lambda: next(ticks))
@@ -83,8 +88,8 @@ def test_progress_and_eta_follow_the_rendering_rate() -> None:
     assert progress.eta_seconds == pytest.approx(3.0)
     assert progress.describe() == "frames 0/4 · step 1/2 · ETA 0:03"
     progress.update(Step(("a", "b"), 2, 2))  # t=2
-    progress.update(FrameReady(0, "a", Path("a.png"), None))  # t=3
-    progress.update(FrameReady(1, "b", Path("b.png"), None))  # t=4: 2 frames in 4 s
+    progress.update(FrameReady(0, _record("a"), Path("a.png"), None))  # t=3
+    progress.update(FrameReady(1, _record("b"), Path("b.png"), None))  # t=4: 2 frames in 4 s
     assert progress.frames_done == 2 and progress.eta_seconds == pytest.approx(4.0)
 
 
@@ -92,8 +97,8 @@ def test_frames_found_on_disk_do_not_count_towards_the_rate() -> None:
     ticks = itertools.count(0.0, 1.0)
     progress = RunProgress(clock=lambda: next(ticks))
     progress.update(Started(Path("s"), 3, 0, 1, 1))
-    progress.update(FrameReady(0, "a", Path("a.png"), None, from_disk=True))
-    progress.update(FrameReady(1, "b", Path("b.png"), None, from_disk=True))
+    progress.update(FrameReady(0, _record("a"), Path("a.png"), None, from_disk=True))
+    progress.update(FrameReady(1, _record("b"), Path("b.png"), None, from_disk=True))
     assert progress.frames_done == 2 and progress.eta_seconds is None
 
 

@@ -22,6 +22,8 @@ from textual_image._terminal import CellSize, get_cell_size
 from lse_core.events import (Event, FrameReady, GenerationReady, Interrupted, Loaded, Notice, Started,
                              Step, WaitingForChoice)
 from lse_core.choices import HELP
+from lse_core.frames import FrameRecord
+from lse_core.journal import frame_line
 from screens import status
 from screens.run_view import RunScreen
 from test_tui_support import grid_ready, make_app, steady_cursors, type_into, wait_until
@@ -56,13 +58,16 @@ def saved_session(name: str, state: str, frames: int, planned: int, updated: flo
     kind, experiment = name.split("_")[2:4]
     (path / "images").mkdir(parents=True)
     (path / "configs").mkdir()
-    for i in range(frames):
-        picture(60 * i).save(path / "images" / f"output-{i}_diffstep-3.png")
+    records = [FrameRecord(f"output-{i}_diffstep-3", i, f"image {i}", "image") for i in range(frames)]
+    for i, record in enumerate(records):
+        picture(60 * i).save(path / "images" / f"{record.name}.png")
+    (path / "frames.jsonl").write_bytes(b"".join(frame_line(r) for r in records))
     (path / "configs" / "config.yaml").write_text(
         f"model_identifier: {kind}\nexp_identifier: {experiment}\nprompt: a fox\n")
     (path / "session.json").write_text(json.dumps({
         "model_identifier": kind, "exp_identifier": experiment, "model_id": "tiny",
-        "state": state, "frames_done": frames, "frames_planned": planned, "updated": updated}))
+        "state": state, "frames_done": frames, "frames_planned": planned, "updated": updated,
+        "batch_size": 2}))
     return path
 
 
@@ -130,7 +135,8 @@ def mid_run_script() -> list[Event]:
     session = SESSIONS / "2026-01-02_03-04-05_txt2img_single-inference"
     batch = ("output-0_diffstep-3", "output-1_diffstep-3")
     steps = [Step(batch, s, 3) for s in (1, 2, 3)]
-    frames = [FrameReady(i, name, session / "images" / f"{name}.png", picture(60 * i))
+    frames = [FrameReady(i, FrameRecord(name, i, f"image {i}", "image"),
+                         session / "images" / f"{name}.png", picture(60 * i))
               for i, name in enumerate(batch)]
     return [Loaded("tiny", "cpu", "float32", 2.5), Notice("xformers unavailable; using SDPA"),
             Started(session, 4, 0, 2, 3), *steps, *frames,

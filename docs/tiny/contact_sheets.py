@@ -8,15 +8,13 @@ size) and lays the journey's frames out in one row, each frame doubled in size.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterable
 
 from PIL import Image
-
-from screens.frame_names import story_key
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -34,27 +32,30 @@ def _run(config: str, out: Path, *extra: str) -> Path:
 
 
 def _frames(config: str, session: Path) -> list[Path]:
-    """The journey's frames in the order the experiment shows them."""
-    images = session / "images"
-    if config == "visualize_diffusion.yaml":
-        return _in_story_order(images.glob("output-0_diffstep-*.png"))
-    if config == "random_walk.yaml":
-        return _in_story_order(images.glob("output-0_direction-0_*.png"))
+    """The journey's frames in the order the experiment shows them, from its frame records."""
+    from lse_core.session import Session
+
+    records = Session.open(session).frames()
+    if config == "visualize_diffusion.yaml":  # the first image's denoising steps
+        records = _until(records, lambda r: r.role == "grid")
+    if config == "random_walk.yaml":  # the first direction: up to the next direction's start
+        records = records[:1] + _until(records[1:], lambda r: r.role == "start")
     if config == "diffevolution.yaml":
         lineage = json.loads((session / "session.json").read_text())["diffevolution"]["lineage"]
-        return [images / f"{node['name']}.png" for node in lineage]
-    if config == "img2img.yaml":
-        return [ROOT / "resources" / "shapes.png"] + sorted(images.glob("output-*.png"))
-    if config == "inpaint.yaml":
-        inputs = [ROOT / "resources" / "shapes.png", ROOT / "resources" / "shapes_mask.png"]
-        return inputs + sorted(images.glob("output-*.png"))
+        names = [node["name"] for node in lineage]
+        records = sorted((r for r in records if r.name in names), key=lambda r: names.index(r.name))
     if config == "outpaint_walk.yaml":
-        return _in_story_order([images / "init.png", *images.glob("frame-*.png")])
-    return _in_story_order(images.glob("*.png"))
+        records = [r for r in records if r.role in ("start", "keyframe")]
+    paths = [session / "images" / f"{r.name}.png" for r in records]
+    if config == "img2img.yaml":
+        return [ROOT / "resources" / "shapes.png", *paths]
+    if config == "inpaint.yaml":
+        return [ROOT / "resources" / "shapes.png", ROOT / "resources" / "shapes_mask.png", *paths]
+    return paths
 
 
-def _in_story_order(paths: Iterable[Path]) -> list[Path]:
-    return sorted(paths, key=lambda path: story_key(path.stem))
+def _until(records: list, stop) -> list:
+    return list(itertools.takewhile(lambda record: not stop(record), records))
 
 
 def contact_sheet(paths: list[Path], size: int = 64) -> Image.Image:

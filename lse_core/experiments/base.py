@@ -1,20 +1,26 @@
 """What experiments ask of the runner, and the base every experiment builds on.
 
 An experiment is a generator of requests: it yields a ``Render`` of frame jobs
-and receives the rendered frames, yields ``Media`` for GIFs and videos, and
-(diffevolution) yields ``AskChoice`` and receives the user's action. It never
-touches files, threads or the UI, so the TUI and the CLI drive it alike.
+(and, when it builds on them, receives the rendered frames), yields ``Media`` for
+GIFs and videos, and (diffevolution) yields ``AskChoice`` and receives the user's
+action. It never touches files, threads or the UI, so the TUI and the CLI drive it
+alike. Every frame is described as data (a ``FrameRecord``) when it is planned.
+
+Plans are lazy: a ``Render``'s jobs are an iterator, and a job's tensors are made
+only when its batch is rendered, so a journey of 100,000 frames holds one batch in
+memory, and a resume that finds a frame on disk never computes its inputs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator
+from typing import Any, Callable, Generator, Iterable
 
 from PIL import Image
 
 from ..config import ExperimentConfig
 from ..engine import Engine, FrameInput, RenderSettings
+from ..frames import FrameRecord
 from ..media import Media
 from ..models import LoadedModel
 from .inputs import Inputs
@@ -22,33 +28,40 @@ from .inputs import Inputs
 
 @dataclass
 class FrameJob:
-    name: str
-    input: FrameInput
-    step_names: tuple[str, ...] = ()  # visualize-diffusion: one saved frame per step
+    record: FrameRecord
+    make_input: Callable[[], FrameInput]  # called only when the frame is rendered
+    steps: tuple[FrameRecord, ...] = ()  # visualize-diffusion: one saved frame per step
     # Applied to the decoded image before it is saved (outpaint keeps the old pixels);
     # saving only the finished image keeps a resumed run identical to an uninterrupted one.
     finish: Callable[[Image.Image], Image.Image] | None = None
 
+    @property
+    def name(self) -> str:
+        return self.record.name
+
 
 @dataclass
 class Render:
-    jobs: list[FrameJob]
+    jobs: Iterable[FrameJob]
     settings: RenderSettings
     generation: int | None = None  # diffevolution: these jobs are one generation's genes
+    # The plan receives the rendered frames only when it asks (outpaint grows from them);
+    # otherwise none is kept once it is saved.
+    results: bool = False
 
 
 @dataclass
 class SaveImages:
     """Frames made without diffusion (outpaint fillers): PNGs only, in this order."""
 
-    images: list[tuple[str, Image.Image]]
+    images: list[tuple[FrameRecord, Image.Image]]
 
 
 @dataclass
 class Copy:
     """Frames equal to an already saved frame (a random walk's start for each direction)."""
 
-    pairs: list[tuple[str, str]]  # (source, target)
+    pairs: list[tuple[str, FrameRecord]]  # (source name, target)
 
 
 @dataclass
@@ -73,6 +86,10 @@ Plan = Generator[Request, Any, None]
 
 class Experiment:
     """Shared set-up: inputs resolved (and checked) before a session exists."""
+
+    # Whether a finished session goes on when resumed (a diffevolution grows its lineage);
+    # resuming any other finished session has nothing to do.
+    continuable = False
 
     def __init__(self, cfg: ExperimentConfig, model: LoadedModel, engine: Engine,
                  notify: Callable[[str], None], saved: dict[str, Any] | None = None) -> None:

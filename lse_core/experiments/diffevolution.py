@@ -19,6 +19,7 @@ import torch
 from ..choices import HELP, Choice
 from ..engine import FrameInput
 from ..errors import BadInput
+from ..frames import FrameRecord
 from ..config import absolute_path, is_embedding_path
 from ..latents import PromptEmbedding, slerp
 from .base import AskChoice, Experiment, FrameJob, Media, Plan, Record, Render
@@ -45,6 +46,8 @@ class _Node:
 
 
 class Diffevolution(Experiment):
+    continuable = True
+
     def prepare(self) -> None:
         self.start_prompt = self.inputs.base_prompt()
         self.start_noise = self.inputs.base_noise()[:1]
@@ -55,6 +58,11 @@ class Diffevolution(Experiment):
             self.replay = [Choice.from_stored(c) for c in saved.get("choices", [])]
         except (AttributeError, TypeError, ValueError):
             raise BadInput("session.json: the stored diffevolution answers are damaged") from None
+        genes = self.cfg.genes_per_generation
+        for index, choice in enumerate(self.replay):
+            if choice.gene is not None and choice.gene >= genes:
+                raise BadInput(f"session.json: stored diffevolution answer {index}: gene "
+                               f"{choice.gene} is past this session's {genes} genes")
         if self.replay and self.saved.get("state") == "done":
             # Continuing a finished session: its last answer no longer ends the run.
             self.replay[-1] = replace(self.replay[-1], finish=False)
@@ -106,7 +114,7 @@ class Diffevolution(Experiment):
         genes = cfg.genes_per_generation
         settings = self.settings()
         start = FrameInput(self.start_prompt, self.start_noise, self.seed, self.conditioning)
-        yield Render([FrameJob(START, start)], settings)
+        yield Render([FrameJob(FrameRecord(START, 0, "start", "start"), lambda: start)], settings)
         nodes = [_Node(0, START, None, 0, self.start_prompt, self.start_noise)]
         parent = nodes[0]
         target, target_text = self.start_prompt, None
@@ -128,14 +136,17 @@ class Diffevolution(Experiment):
             generation += 1
             fresh = self._fresh_noise(generation)
             prompt = parent.prompt.interpolate(target, cfg.step_size, "slerp")
-            jobs = []
+            jobs, noises = [], []
             for i in range(genes):
                 noise = slerp(parent.noise, fresh[i : i + 1], cfg.step_size)
                 frame = FrameInput(prompt, noise, self.seed + generation * genes + i, self.conditioning)
                 # The original tool's names; re-rolls count as generations here, so none
                 # overwrites another.
-                name = f"difevostep-{generation}_parent-{parent.label}_gene-{i}"
-                jobs.append(FrameJob(name, frame))
+                gene = FrameRecord(f"difevostep-{generation}_parent-{parent.label}_gene-{i}",
+                                   1 + (generation - 1) * genes + i, f"gen {generation} · gene {i}",
+                                   "gene", parent.name)
+                jobs.append(FrameJob(gene, lambda frame=frame: frame))
+                noises.append(noise)
             yield Render(jobs, settings, generation=generation)
             # Stored before the question, so a run ended while it waits keeps this generation.
             yield record()
@@ -146,6 +157,9 @@ class Diffevolution(Experiment):
             else:
                 if self.replay:
                     choice = self.replay.pop(0)
+                    if (problem := self._problem(choice, len(nodes))) is not None:
+                        raise BadInput(f"session.json: a stored diffevolution answer does not fit "
+                                       f"(generation {generation}: {problem})")
                 else:
                     choice = yield from self._ask(generation, nodes, parent.id)
                 if not choice.end:
@@ -160,7 +174,7 @@ class Diffevolution(Experiment):
                 parent = nodes[choice.back]
             if choice.gene is not None:
                 node = _Node(len(nodes), jobs[choice.gene].name, parent.id, generation, prompt,
-                             jobs[choice.gene].input.noise, choice.gene)
+                             noises[choice.gene], choice.gene)
                 nodes.append(node)
                 parent = node
             if choice.prompt:

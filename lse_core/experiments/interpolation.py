@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Iterator
+
 import torch
 
 from ..engine import FrameInput
 from ..errors import BadInput
+from ..frames import FrameRecord
 from ..latents import PromptEmbedding, interpolate
 from .base import Experiment, FrameJob, Media, Plan, Render
 
@@ -20,39 +24,60 @@ class Interpolation(Experiment):
             if noise.shape != noises[0].shape:
                 raise BadInput(f"key 'inter_noises[{i}]': noise shape {tuple(noise.shape)} differs "
                                f"from inter_noises[0] {tuple(noises[0].shape)}")
-        conditioning = self.inputs.conditioning(self.inputs.pixel_size(noises[0]))
-
-        keys = max(len(prompts), len(noises))
-        between = cfg.interpolation_steps
-        self.jobs: list[FrameJob] = []
-
-        def add(prompt: PromptEmbedding, noise: torch.Tensor, segment: int, step: str) -> None:
-            # The original tool's names; a keyframe between two segments is rendered once,
-            # as the end of the segment before it.
-            frame = FrameInput(prompt, noise, step_seed=self.seed + len(self.jobs),
-                               conditioning=conditioning)
-            name = f"output-0_lstitms-{segment},{segment + 1}_step-{step}"
-            self.jobs.append(FrameJob(name, frame))
-
-        def item(values: list, k: int):
-            return values[k] if len(values) > 1 else values[0]
-
-        add(item(prompts, 0), item(noises, 0), 0, "start")
-        for k in range(keys - 1):
-            for step in range(1, between + 1):
-                t = step / (between + 1)
-                # Per sample and in float32: fp16 norms overflow.
-                prompt = (prompts[k].interpolate(prompts[k + 1], t, cfg.interpolation_method)
-                          if len(prompts) > 1 else prompts[0])
-                noise = (interpolate(noises[k], noises[k + 1], t, cfg.interpolation_method)
-                         if len(noises) > 1 else noises[0])
-                add(prompt, noise, k, str(step))
-            add(item(prompts, k + 1), item(noises, k + 1), k, "end")
+        self.prompts, self.noises = prompts, noises
+        self.conditioning = self.inputs.conditioning(self.inputs.pixel_size(noises[0]))
+        self.keys = max(len(prompts), len(noises))
 
     @property
     def frames_planned(self) -> int:
-        return len(self.jobs)
+        return (self.keys - 1) * (self.cfg.interpolation_steps + 1) + 1
+
+    def _jobs(self) -> Iterator[FrameJob]:
+        """Keyframe 0, then per segment its in-between frames and its end keyframe (a
+        keyframe between two segments is rendered once, as the end of the one before)."""
+        between = self.cfg.interpolation_steps
+        yield self._job(FrameRecord(self._name(0, "start"), 0, "key 0", "keyframe"),
+                        partial(self._keyframe, 0))
+        for k in range(self.keys - 1):
+            key = self._name(k, "start") if k == 0 else self._name(k - 1, "end")
+            for step in range(1, between + 1):
+                yield self._job(FrameRecord(self._name(k, str(step)), k * (between + 1) + step,
+                                            f"key {k}→{k + 1} · {step}", "between", key),
+                                partial(self._between, k, step))
+            yield self._job(FrameRecord(self._name(k, "end"), (k + 1) * (between + 1),
+                                        f"key {k + 1}", "keyframe"),
+                            partial(self._keyframe, k + 1))
+
+    @staticmethod
+    def _name(segment: int, step: str) -> str:
+        # The original tool's names.
+        return f"output-0_lstitms-{segment},{segment + 1}_step-{step}"
+
+    @staticmethod
+    def _item(values: list, k: int):
+        return values[k] if len(values) > 1 else values[0]
+
+    def _between(self, k: int, step: int) -> tuple[PromptEmbedding, torch.Tensor]:
+        t = step / (self.cfg.interpolation_steps + 1)
+        method = self.cfg.interpolation_method
+        # Per sample and in float32: fp16 norms overflow.
+        prompts, noises = self.prompts, self.noises
+        prompt = prompts[k].interpolate(prompts[k + 1], t, method) if len(prompts) > 1 else prompts[0]
+        noise = interpolate(noises[k], noises[k + 1], t, method) if len(noises) > 1 else noises[0]
+        return prompt, noise
+
+    def _keyframe(self, k: int) -> tuple[PromptEmbedding, torch.Tensor]:
+        return self._item(self.prompts, k), self._item(self.noises, k)
+
+    def _job(self, record: FrameRecord, tensors) -> FrameJob:
+        def make() -> FrameInput:
+            prompt, noise = tensors()
+            # Frames are seeded by their place in the journey.
+            return FrameInput(prompt, noise, step_seed=self.seed + record.position,
+                              conditioning=self.conditioning)
+
+        return FrameJob(record, make)
 
     def plan(self) -> Plan:
-        yield Render(self.jobs, self.settings())
-        yield Media("output-0", [job.name for job in self.jobs], video=True)
+        yield Render(self._jobs(), self.settings())
+        yield Media("output-0", [job.name for job in self._jobs()], video=True)

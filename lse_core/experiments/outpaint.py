@@ -13,6 +13,7 @@ from PIL import Image
 
 from ..engine import FrameInput
 from ..errors import BadInput
+from ..frames import FrameRecord
 from .base import Experiment, FrameJob, Media, Plan, Render, SaveImages
 from .inputs import content_key
 
@@ -108,24 +109,29 @@ class OutpaintWalk(Experiment):
 
     def plan(self) -> Plan:
         # The original tool's file names: init, then per keyframe k its fillers
-        # {k}_filler_frame_{j} and the keyframe frame-{k}.
+        # {k}_filler_frame_{j} and the keyframe frame-{k}. Each keyframe is made before
+        # the fillers that lead up to it, and comes after them in the story.
         fillers = self.cfg.num_filler_frames
-        names = ["init"]
-        yield SaveImages([(names[0], self.start)])
-        previous = self.start
+        start = FrameRecord("init", 0, "start", "start")
+        names = [start.name]
+        yield SaveImages([(start, self.start)])
+        previous, previous_name = self.start, start.name
         for k, (prompt, action, seed) in enumerate(zip(self.prompts, self.actions, self.seeds)):
             canvas, mask = shifted_canvas(previous, action, self.mx, self.my)
             conditioning = self.engine.prepare_conditioning(
                 content_key(canvas, mask), canvas, self.height, self.width, mask)
             noise = self.inputs.noise_for_seed(seed, 1, (self.height, self.width))
-            key_name = f"frame-{k}"
-            job = FrameJob(key_name, FrameInput(prompt, noise, seed, conditioning),
+            first = 1 + k * fillers  # the story position of this keyframe's first filler
+            key = FrameRecord(f"frame-{k}", first + fillers - 1, f"key {k}", "keyframe", previous_name)
+            frame = FrameInput(prompt, noise, seed, conditioning)
+            job = FrameJob(key, lambda frame=frame: frame,
                            finish=partial(Image.composite, image2=canvas, mask=mask))
-            [rendered] = yield Render([job], self.settings())
+            [rendered] = yield Render([job], self.settings(), results=True)
             between = filler_frames(previous, rendered.image, action, self.mx, self.my, fillers)
-            filler_names = [f"{k}_filler_frame_{j}" for j in range(1, len(between) + 1)]
+            records = [FrameRecord(f"{k}_filler_frame_{j}", first + j - 1, f"key {k} · filler {j}",
+                                   "filler", previous_name) for j in range(1, len(between) + 1)]
             if between:
-                yield SaveImages(list(zip(filler_names, between)))
-            names += filler_names + [key_name]
-            previous = rendered.image
+                yield SaveImages(list(zip(records, between)))
+            names += [r.name for r in records] + [key.name]
+            previous, previous_name = rendered.image, key.name
         yield Media("output-0", names, video=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from ..engine import FrameInput, steps_run
+from ..frames import FrameRecord
 from .base import Experiment, FrameJob, Media, Plan, Render
 
 
@@ -11,32 +14,33 @@ class SingleInference(Experiment):
 
     capture_steps = False
 
-    def _jobs(self) -> list[FrameJob]:
-        prompt = self.inputs.base_prompt()
-        noise = self.inputs.base_noise()
-        conditioning = self.inputs.conditioning(self.inputs.pixel_size(noise))
-        jobs = []
-        for i in range(noise.shape[0]):
-            frame = FrameInput(prompt, noise[i : i + 1], step_seed=self.seed + i,
-                               conditioning=conditioning)
-            jobs.append(self._job(i, frame))
-        return jobs
-
-    def _job(self, image: int, frame: FrameInput) -> FrameJob:
-        # The original tool's name: the configured step count, even for img2img.
-        return FrameJob(f"output-{image}_diffstep-{self.cfg.diffusion_steps}", frame)
-
     def prepare(self) -> None:
-        self.jobs = self._jobs()
+        self.prompt = self.inputs.base_prompt()
+        self.noise = self.inputs.base_noise()
+        self.conditioning = self.inputs.conditioning(self.inputs.pixel_size(self.noise))
+        self.images = self.noise.shape[0]
+
+    def _input(self, image: int) -> FrameInput:
+        return FrameInput(self.prompt, self.noise[image : image + 1], step_seed=self.seed + image,
+                          conditioning=self.conditioning)
+
+    def _job(self, image: int) -> FrameJob:
+        # The original tool's name: the configured step count, even for img2img.
+        record = FrameRecord(f"output-{image}_diffstep-{self.cfg.diffusion_steps}", image,
+                             f"image {image}", "image")
+        return FrameJob(record, partial(self._input, image))
+
+    def jobs(self):
+        return (self._job(i) for i in range(self.images))
 
     @property
     def frames_planned(self) -> int:
-        return len(self.jobs)
+        return self.images
 
     def plan(self) -> Plan:
-        yield Render(self.jobs, self.settings(capture_steps=self.capture_steps))
-        if len(self.jobs) > 1 and not self.capture_steps:
-            yield Media("outputs", [job.name for job in self.jobs])
+        yield Render(self.jobs(), self.settings(capture_steps=self.capture_steps))
+        if self.images > 1 and not self.capture_steps:
+            yield Media("outputs", [job.name for job in self.jobs()])
 
 
 class VisualizeDiffusion(SingleInference):
@@ -44,15 +48,35 @@ class VisualizeDiffusion(SingleInference):
 
     capture_steps = True
 
-    def _job(self, image: int, frame: FrameInput) -> FrameJob:
+    @property
+    def steps_run(self) -> int:
+        return steps_run(self.settings(), self.cfg.model_identifier == "img2img")
+
+    @property
+    def frames_planned(self) -> int:
+        return self.images * self.steps_run  # every step is a frame
+
+    def _label(self, image: int, what: str) -> str:
+        return what if self.images == 1 else f"image {image} · {what}"
+
+    def _job(self, image: int) -> FrameJob:
         # The original tool numbers the steps that ran from 0 (img2img runs only its last
-        # int(steps × strength)); the last step's frame is the finished image.
-        ran = steps_run(self.settings(), self.cfg.model_identifier == "img2img")
-        step_names = tuple(f"output-{image}_diffstep-{s}" for s in range(ran))
-        return FrameJob(step_names[-1], frame, step_names)
+        # int(steps × strength)); the last step's frame is the finished image. Each image
+        # tells its steps, then shows them all on a grid.
+        ran = self.steps_run
+        first = image * (ran + 1)
+        steps = tuple(FrameRecord(f"output-{image}_diffstep-{s}", first + s,
+                                  self._label(image, f"step {s}"), "step",
+                                  f"output-{image}_diffstep-{s - 1}" if s else None)
+                      for s in range(ran))
+        return FrameJob(steps[-1], partial(self._input, image), steps)
 
     def plan(self) -> Plan:
         yield from super().plan()
-        for i, job in enumerate(self.jobs):
-            yield Media(f"output-{i}", list(job.step_names), video=True)
-            yield Media(f"output-{i}_diffusion-grid", list(job.step_names), grid=True)
+        ran = self.steps_run
+        for image, job in enumerate(self.jobs()):
+            names = [record.name for record in job.steps]
+            yield Media(f"output-{image}", names, video=True)
+            grid = FrameRecord(f"output-{image}_diffusion-grid", image * (ran + 1) + ran,
+                               self._label(image, "all steps"), "grid")
+            yield Media(grid.name, names, grid=True, record=grid)

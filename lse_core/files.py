@@ -9,9 +9,16 @@ import socket
 from pathlib import Path
 from typing import Callable
 
+# Temporary files being written now: a process that must exit at once removes them.
+_unpublished: set[Path] = set()
 
-def publish(path: Path, write: Callable[[Path], None]) -> None:
+
+def publish(path: Path, write: Callable[[Path], None],
+            check: Callable[[Path], None] | None = None) -> None:
     """Write ``path`` through ``write(temporary path)``, then make it appear whole.
+
+    ``check(temporary path)`` may refuse what was written (by raising): the file at
+    ``path``, if any, is then left as it was.
 
     The temporary name is unique per call (two writers never share one), keeps the
     suffix (image and video writers choose their format by it), and is flushed to
@@ -19,16 +26,30 @@ def publish(path: Path, write: Callable[[Path], None]) -> None:
     a power cut too.
     """
     tmp = path.with_name(f".{path.stem}.{unique_suffix()}.tmp{path.suffix}")
-    # Created here (not by mkstemp) so that the file gets the umask's usual permissions.
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    _unpublished.add(tmp)
     try:
+        # Created here (not by mkstemp) so that the file gets the umask's usual permissions.
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         write(tmp)
+        if check is not None:
+            check(tmp)
         _fsync(tmp, os.O_RDONLY)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        _unpublished.discard(tmp)
     _fsync(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def remove_unpublished() -> None:
+    """Delete the temporary files of the writes in progress (before an immediate exit)."""
+    for tmp in list(_unpublished):
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def unique_suffix() -> str:

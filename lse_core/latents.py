@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -110,7 +111,12 @@ def load_embedding(path: str | Path, needs: tuple[str, ...] = EMBEDDING_KEYS,
 
             data = load_file(str(path))
         else:
-            data = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                # torch.load warns about the file's pickle protocol and format; what
+                # matters is whether it holds tensors, which is checked below, and a
+                # warning line must not come before lse's one-line answer.
+                warnings.simplefilter("ignore")
+                data = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError,
             ValueError, SafetensorError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__

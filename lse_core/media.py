@@ -17,6 +17,17 @@ from .files import publish
 # A frame or media name is one plain file name inside the session's folders.
 _NAME = re.compile(r"\w[\w.,+-]*")
 
+# Frame rates a GIF or MP4 is written at. A GIF's frame durations are whole hundredths
+# of a second in a 16-bit field (Pillow truncates milliseconds to them), so 100 fps is
+# its fastest; one frame a minute is the slowest lse writes (gif_frame_dur ≤ 60000 ms).
+MIN_FPS = 1 / 60
+MAX_GIF_FPS = 100
+MAX_VIDEO_FPS = 240
+
+
+class MediaCheckFailed(Exception):
+    """A GIF or MP4 did not read back whole; the file it would have replaced is kept."""
+
 
 @dataclass
 class Media:
@@ -53,6 +64,15 @@ def media_entries(session: Any) -> list[Media]:
     return result
 
 
+def check_fps(fps: float, gif: bool, video: bool) -> None:
+    """Refuse a frame rate that a GIF (``gif``) or an MP4 (``video``) cannot be written at."""
+    top = min([MAX_GIF_FPS] * gif + [MAX_VIDEO_FPS] * video, default=MAX_VIDEO_FPS)
+    if not (math.isfinite(fps) and MIN_FPS <= fps <= top):
+        why = " (GIF frame durations are hundredths of a second)" if gif and top == MAX_GIF_FPS else ""
+        raise BadInput(f"--fps: must be from 1/60 (a frame a minute) to {top}{why} "
+                       f"(got {fps:g})")
+
+
 def save_png(image: Image.Image, path: Path) -> None:
     publish(path, lambda tmp: image.save(tmp, format="PNG"))
 
@@ -63,8 +83,26 @@ def write_gif(frames: list[Image.Image], path: Path, frame_ms: int) -> Path:
 
     stacked = np.stack([np.asarray(f.convert("RGB")) for f in frames])
     publish(path, lambda tmp: iio.imwrite(tmp, stacked, extension=".gif", duration=frame_ms,
-                                          loop=0))
+                                          loop=0),
+            check=lambda tmp: _check_gif(tmp, len(frames), frame_ms))
     return path
+
+
+def _check_gif(path: Path, frames: int, frame_ms: int) -> None:
+    """The GIF reads back and lasts ``frames`` frames. (Pillow merges equal consecutive
+    frames into one longer one, so the total duration is compared, not the count.)"""
+    try:
+        with Image.open(path) as gif:
+            total = 0
+            for index in range(gif.n_frames):
+                gif.seek(index)
+                total += gif.info.get("duration", 0)
+    except Exception as exc:  # any decoder error means a damaged file
+        raise MediaCheckFailed(f"{path.name}: the GIF written does not read back "
+                               f"({exc.__class__.__name__})") from None
+    if total != frames * (frame_ms // 10 * 10):
+        raise MediaCheckFailed(f"{path.name}: the GIF written lasts {total} ms, not "
+                               f"{frames} frames of {frame_ms // 10 * 10} ms")
 
 
 @functools.cache
@@ -95,8 +133,22 @@ def write_mp4(frames: list[Image.Image], path: Path, fps: float) -> Path:
         finally:
             writer.close()
 
-    publish(path, write)
+    publish(path, write, check=lambda tmp: _check_video(tmp, len(frames)))
     return path
+
+
+def _check_video(path: Path, frames: int) -> None:
+    """The MP4 decodes to ``frames`` frames."""
+    import imageio_ffmpeg
+
+    try:
+        decoded, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+    except (RuntimeError, OSError) as exc:
+        raise MediaCheckFailed(f"{path.name}: the MP4 written does not read back "
+                               f"({exc.__class__.__name__})") from None
+    if decoded != frames:
+        raise MediaCheckFailed(f"{path.name}: the MP4 written holds {decoded} frames, "
+                               f"not {frames}")
 
 
 def grid(images: list[Image.Image], columns: int | None = None) -> Image.Image:

@@ -141,11 +141,11 @@ def load_model(model_id: str, inpaint: bool, device: torch.device, dtype: torch.
     try:
         pipe = DiffusionPipeline.from_pretrained(source, dtype=dtype)
     except (OSError, ValueError) as exc:
-        raise BadInput(_load_failure(model_id, source, exc)) from None
+        raise BadInput(_load_failure(model_id, source, exc), key="model_id") from None
     missing = [c for c in ("tokenizer", "text_encoder", "unet", "vae") if getattr(pipe, c, None) is None]
     if missing:
         raise BadInput(f"key 'model_id': '{model_id}' is not a Stable Diffusion model "
-                       f"(no {', '.join(missing)})")
+                       f"(no {', '.join(missing)})", key="model_id")
     model = LoadedModel(
         model_id=model_id,
         source=source,
@@ -160,7 +160,8 @@ def load_model(model_id: str, inpaint: bool, device: torch.device, dtype: torch.
     if model.is_inpaint != inpaint:
         wanted = "an inpainting model (9-channel UNet)" if inpaint else "a txt2img/img2img model"
         have = "an inpainting model" if model.is_inpaint else "a 4-channel txt2img model"
-        raise BadInput(f"key 'model_id': this experiment needs {wanted}, but '{model_id}' is {have}")
+        raise BadInput(f"key 'model_id': this experiment needs {wanted}, but '{model_id}' is {have}",
+                       key="model_id")
     if device.type == "cuda":
         model.unet.to(memory_format=torch.channels_last)
     _CACHE[key] = model

@@ -9,8 +9,9 @@ from typing import Callable
 import torch
 from PIL import Image
 
-from ..config import ExperimentConfig, is_embedding_path, split_prompt
+from ..config import ExperimentConfig, config_key, is_embedding_path, split_prompt
 from ..engine import Conditioning, Engine
+from ..errors import BadInput
 from ..latents import (
     check_latent_noise,
     check_prompt_embed,
@@ -37,6 +38,12 @@ class Inputs:
 
     # files -------------------------------------------------------------------
     def embedding_file(self, path: str, key: str, tensor: str) -> torch.Tensor:
+        try:
+            return self._embedding_tensor(path, key, tensor)
+        except BadInput as exc:  # the file's checks know its path, not the key naming it
+            raise BadInput(str(exc), key=exc.key or config_key(key)) from None
+
+    def _embedding_tensor(self, path: str, key: str, tensor: str) -> torch.Tensor:
         if path not in self._files:
             self._files[path] = load_embedding(Path(path).expanduser(), needs=(), key=key)
             self.notify(f"loaded {path}")

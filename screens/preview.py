@@ -11,6 +11,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from .frame_names import frame_label
+from .texts import plain
 
 GRAPHICS = ("auto", "kitty", "sixel", "halfcell", "none")
 
@@ -86,12 +87,12 @@ class FramePreview(Vertical):
         size = f"{image.width}×{image.height}" if image is not None else "unreadable"
         where = str(path) if self.full_path else path.name
         self.caption_text = f"{frame_label(name)} · {size}\n{where}"
-        self.query_one(".preview-caption", Static).update(self.caption_text)
+        self.query_one(".preview-caption", Static).update(plain(self.caption_text))
         if self.image_class is not None:
             self.query_one(".preview-image").image = image  # type: ignore[attr-defined]
 
     def clear(self, message: str) -> None:
         self.caption_text = message
-        self.query_one(".preview-caption", Static).update(message)
+        self.query_one(".preview-caption", Static).update(plain(message))
         if self.image_class is not None:
             self.query_one(".preview-image").image = None  # type: ignore[attr-defined]

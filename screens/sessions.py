@@ -13,7 +13,8 @@ from textual.widgets.option_list import Option
 
 from lse_core.catalog import SessionSummary, export_session, list_sessions
 from lse_core.config import EXPERIMENTS, read_yaml
-from lse_core.errors import BadInput
+from lse_core.errors import BadInput, printable
+from lse_core.media import MediaCheckFailed
 from lse_core.session import CONFIG_NAME
 
 from .base import LseScreen
@@ -21,7 +22,7 @@ from .dialogs import ChoiceDialog
 from .frame_names import frame_label, story_key
 from .home import INPAINT_ONLY, frames_text, session_time
 from .preview import FramePreview
-from .texts import count
+from .texts import count, plain
 from .viewer import FrameViewer
 
 # Keys of a new experiment that start from a saved frame's embedding file.
@@ -74,7 +75,7 @@ class SessionsScreen(LseScreen[None]):
         self.frames: list[Path] = []
 
     def compose(self) -> ComposeResult:
-        yield Label(f"Sessions in {self.root}", id="sessions-title")
+        yield Label(plain(f"Sessions in {self.root}"), id="sessions-title")
         yield DataTable(id="session-table", cursor_type="row")
         with Horizontal(id="session-detail"):
             with Vertical(id="frames-pane"):
@@ -98,9 +99,9 @@ class SessionsScreen(LseScreen[None]):
         table.clear()
         self.summaries = list_sessions(self.root)
         for summary in self.summaries:
-            table.add_row(session_time(summary), f"{summary.kind} {summary.experiment}",
-                          summary.model, frames_text(summary), summary.state,
-                          key=str(summary.path))
+            cells = (session_time(summary), f"{summary.kind} {summary.experiment}",
+                     summary.model, frames_text(summary), summary.state)
+            table.add_row(*map(plain, cells), key=str(summary.path))
         paths = [s.path for s in self.summaries]
         if selected in paths:
             table.move_cursor(row=paths.index(selected))
@@ -126,7 +127,7 @@ class SessionsScreen(LseScreen[None]):
         frames.clear_options()
         summary = self.current
         self.frames = session_frames(summary.path) if summary else []
-        frames.add_options([Option(frame_label(p.stem)) for p in self.frames])
+        frames.add_options([Option(plain(frame_label(p.stem))) for p in self.frames])
         title = f"{count(len(self.frames), 'frame')} · ↑/↓"
         self.query_one("#frames-title", Label).update(title)
         preview = self.query_one("#session-preview", FramePreview)
@@ -166,8 +167,9 @@ class SessionsScreen(LseScreen[None]):
         if summary is None:
             return
         if summary.state == "done":
-            self.notify(f"{summary.experiment} is finished: nothing to resume "
-                        "(e: export its GIF/MP4 again, n: a new experiment from a frame)")
+            self.notify(printable(f"{summary.experiment} is finished: nothing to resume "
+                                  "(e: export its GIF/MP4 again, n: a new experiment from a "
+                                  "frame)"), markup=False)
             return
         self.lse.resume(summary.path)
 
@@ -196,11 +198,12 @@ class SessionsScreen(LseScreen[None]):
             return
         try:
             paths = export_session(summary.path, gif=True, mp4=True)
-        except BadInput as exc:
-            self.app.call_from_thread(self.notify, str(exc), title="Export", severity="error")
+        except (BadInput, MediaCheckFailed, OSError) as exc:
+            self.app.call_from_thread(self.notify, printable(str(exc)), title="Export",
+                                      severity="error", markup=False)
             return
         written = "\n".join(str(p) for p in paths) or "nothing to write"
-        self.app.call_from_thread(self.notify, written, title="Exported")
+        self.app.call_from_thread(self.notify, printable(written), title="Exported", markup=False)
 
     def action_new_from_frame(self) -> None:
         summary, frame = self.current, self.selected_frame()
@@ -208,7 +211,8 @@ class SessionsScreen(LseScreen[None]):
             return
         embedding = summary.path / "embeddings" / f"{frame.stem}.safetensors"
         if not embedding.is_file():
-            self.notify(f"{embedding}: no embedding file for this frame", severity="error")
+            self.notify(printable(f"{embedding}: no embedding file for this frame"),
+                        severity="error", markup=False)
             return
         choices = [e for e in EXPERIMENTS if e not in INPAINT_ONLY or summary.kind == "inpaint"]
 

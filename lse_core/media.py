@@ -68,7 +68,8 @@ def check_fps(fps: float, gif: bool, video: bool) -> None:
     """Refuse a frame rate that a GIF (``gif``) or an MP4 (``video``) cannot be written at."""
     top = min([MAX_GIF_FPS] * gif + [MAX_VIDEO_FPS] * video, default=MAX_VIDEO_FPS)
     if not (math.isfinite(fps) and MIN_FPS <= fps <= top):
-        why = " (GIF frame durations are hundredths of a second)" if gif and top == MAX_GIF_FPS else ""
+        why = (" (GIF frame durations are hundredths of a second)"
+               if gif and top == MAX_GIF_FPS else "")
         raise BadInput(f"--fps: must be from 1/60 (a frame a minute) to {top}{why} "
                        f"(got {fps:g})")
 
@@ -84,13 +85,14 @@ def write_gif(frames: list[Image.Image], path: Path, frame_ms: int) -> Path:
     stacked = np.stack([np.asarray(f.convert("RGB")) for f in frames])
     publish(path, lambda tmp: iio.imwrite(tmp, stacked, extension=".gif", duration=frame_ms,
                                           loop=0),
-            check=lambda tmp: _check_gif(tmp, len(frames), frame_ms))
+            check=lambda tmp: _check_gif(tmp, len(frames), frame_ms, path.name))
     return path
 
 
-def _check_gif(path: Path, frames: int, frame_ms: int) -> None:
-    """The GIF reads back and lasts ``frames`` frames. (Pillow merges equal consecutive
-    frames into one longer one, so the total duration is compared, not the count.)"""
+def _check_gif(path: Path, frames: int, frame_ms: int, name: str) -> None:
+    """The GIF at ``path`` (to become ``name``) reads back and lasts ``frames`` frames.
+    (Pillow merges equal consecutive frames into one longer one, so the total duration
+    is compared, not the count.)"""
     try:
         with Image.open(path) as gif:
             total = 0
@@ -98,10 +100,10 @@ def _check_gif(path: Path, frames: int, frame_ms: int) -> None:
                 gif.seek(index)
                 total += gif.info.get("duration", 0)
     except Exception as exc:  # any decoder error means a damaged file
-        raise MediaCheckFailed(f"{path.name}: the GIF written does not read back "
+        raise MediaCheckFailed(f"{name}: the GIF written does not read back "
                                f"({exc.__class__.__name__})") from None
     if total != frames * (frame_ms // 10 * 10):
-        raise MediaCheckFailed(f"{path.name}: the GIF written lasts {total} ms, not "
+        raise MediaCheckFailed(f"{name}: the GIF written lasts {total} ms, not "
                                f"{frames} frames of {frame_ms // 10 * 10} ms")
 
 
@@ -133,21 +135,21 @@ def write_mp4(frames: list[Image.Image], path: Path, fps: float) -> Path:
         finally:
             writer.close()
 
-    publish(path, write, check=lambda tmp: _check_video(tmp, len(frames)))
+    publish(path, write, check=lambda tmp: _check_video(tmp, len(frames), path.name))
     return path
 
 
-def _check_video(path: Path, frames: int) -> None:
-    """The MP4 decodes to ``frames`` frames."""
+def _check_video(path: Path, frames: int, name: str) -> None:
+    """The MP4 at ``path`` (to become ``name``) decodes to ``frames`` frames."""
     import imageio_ffmpeg
 
     try:
         decoded, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
     except (RuntimeError, OSError) as exc:
-        raise MediaCheckFailed(f"{path.name}: the MP4 written does not read back "
+        raise MediaCheckFailed(f"{name}: the MP4 written does not read back "
                                f"({exc.__class__.__name__})") from None
     if decoded != frames:
-        raise MediaCheckFailed(f"{path.name}: the MP4 written holds {decoded} frames, "
+        raise MediaCheckFailed(f"{name}: the MP4 written holds {decoded} frames, "
                                f"not {frames}")
 
 

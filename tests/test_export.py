@@ -96,21 +96,22 @@ def test_a_written_file_that_fails_its_check_replaces_nothing(tmp_path):
 
 def test_the_checks_refuse_truncated_media(session, tmp_path):
     gif, video = session / "gifs" / "output-0.gif", session / "videos" / "output-0.mp4"
-    _check_gif(gif, 7, 100)
-    _check_video(video, 7)
-    with pytest.raises(MediaCheckFailed):
-        _check_gif(gif, 8, 100)  # one frame short
-    with pytest.raises(MediaCheckFailed):
-        _check_video(video, 8)
+    _check_gif(gif, 7, 100, "g")
+    _check_video(video, 7, "v")
+    with pytest.raises(MediaCheckFailed, match="^g: the GIF written lasts 700 ms, not 8 frames"):
+        _check_gif(gif, 8, 100, "g")  # one frame short
+    with pytest.raises(MediaCheckFailed, match="^v: the MP4 written holds 7 frames, not 8"):
+        _check_video(video, 8, "v")
     for original in (gif, video):
         cut = tmp_path / f"cut{original.suffix}"
         cut.write_bytes(original.read_bytes()[: original.stat().st_size // 2])
         with pytest.raises(MediaCheckFailed):
-            (_check_gif(cut, 7, 100) if original.suffix == ".gif" else _check_video(cut, 7))
+            (_check_gif(cut, 7, 100, "g") if original.suffix == ".gif"
+             else _check_video(cut, 7, "v"))
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     with pytest.raises(MediaCheckFailed):
-        _check_video(empty, 7)
+        _check_video(empty, 7, "v")
 
 
 @pytest.fixture(scope="module")

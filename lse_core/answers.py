@@ -10,9 +10,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from .errors import BadInput
+from .errors import BadInput, printable, shown_path
 from .events import WaitingForChoice
 from .choices import Choice, parse_choice
+from .config import MAX_TEXT
+
+# The longest answer line: a prompt of MAX_TEXT characters (up to 4 bytes each in
+# UTF-8) and the gene and auto fields around it.
+MAX_ANSWER_BYTES = 4 * MAX_TEXT + 100
+# An --actions file holds one short line per generation.
+MAX_ACTIONS_BYTES = 10_000_000
 
 
 class ScriptedAnswers:
@@ -32,17 +39,23 @@ class ScriptedAnswers:
     @classmethod
     def from_file(cls, path: Path, genes: int) -> "ScriptedAnswers":
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            with open(path, "rb") as handle:  # bounded: `--actions /dev/zero` ends
+                data = handle.read(MAX_ACTIONS_BYTES + 1)
+            if len(data) > MAX_ACTIONS_BYTES:
+                raise BadInput(f"--actions: {shown_path(path)}: larger than "
+                               f"{MAX_ACTIONS_BYTES // 10**6} MB, so not a file of answers")
+            lines = data.decode("utf-8").splitlines()
         except UnicodeDecodeError:
-            raise BadInput(f"--actions: {path}: not UTF-8 text") from None
+            raise BadInput(f"--actions: {shown_path(path)}: not UTF-8 text") from None
         except OSError as exc:
-            raise BadInput(f"--actions: {path}: cannot read ({exc.__class__.__name__})") from None
+            raise BadInput(f"--actions: {shown_path(path)}: cannot read "
+                           f"({exc.__class__.__name__})") from None
         choices = []
         for number, line in enumerate(lines, start=1):
             try:
                 choice = parse_choice(line, genes)
             except ValueError as exc:
-                raise BadInput(f"--actions: {path} line {number}: {exc}") from None
+                raise BadInput(f"--actions: {shown_path(path)} line {number}: {exc}") from None
             if choice.end:  # a script ends after its last answer anyway
                 break
             choices.append(choice)
@@ -67,7 +80,7 @@ class StreamAnswers:
     def __init__(self, fd: int | None, say: Callable[[str], None] = print) -> None:
         self.fd = fd
         self.pending = b""
-        self.say = say
+        self.say = lambda text: say(printable(text))  # the lines echo what was piped in
         self.lines = 0
         self.answered: set[int] = set()  # generations; a rejected answer is asked again
 
@@ -101,6 +114,13 @@ class StreamAnswers:
         # Raw reads on the descriptor: a thread blocked in sys.stdin's buffered reader
         # holds its lock, and the interpreter aborts at exit (Ctrl-C, SIGTERM) waiting for it.
         while b"\n" not in self.pending:
+            if len(self.pending) > MAX_ANSWER_BYTES:
+                # Not an answer (`< /dev/zero`, a binary file): no line will ever end.
+                self.fd, self.pending = None, b""
+                self.lines += 1
+                self.say(f"stdin line {self.lines}: longer than {MAX_ANSWER_BYTES} bytes, "
+                         "so not an answer; no more lines are read")
+                return None
             chunk = os.read(self.fd, 4096) if self.fd is not None else b""
             if not chunk:
                 line, self.pending = self.pending, b""
@@ -156,8 +176,16 @@ async def _in_thread(read: Callable[[], str | None]) -> str | None:
         if not answer.done():
             answer.set_result(line)
 
+    def fail(exc: BaseException) -> None:
+        if not answer.done():
+            answer.set_exception(exc)
+
     def run() -> None:
-        line = read()
+        try:
+            line = read()
+        except Exception as exc:  # raised where the answer is awaited (e.g. a closed stdout)
+            loop.call_soon_threadsafe(fail, exc)
+            return
         loop.call_soon_threadsafe(deliver, line)
 
     threading.Thread(target=run, name="lse-answers", daemon=True).start()

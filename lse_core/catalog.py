@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,10 +10,8 @@ from typing import Any
 from . import safe_files
 from .errors import BadInput, shorten, shown_path
 from .frames import FrameRecord
-from .media import media_entries, video_unavailable, write_media
+from .media import check_fps, media_entries, video_unavailable, write_media
 from .session import MANIFEST, Session, stored_count
-
-MAX_FPS = 240
 
 
 @dataclass(frozen=True)
@@ -83,8 +80,8 @@ def session_frames(path: Path) -> list[FrameRecord]:
 
 def export_session(path: Path, gif: bool, mp4: bool, fps: float | None = None) -> list[Path]:
     """Write the session's GIFs/MP4s again from its saved frames."""
-    if fps is not None and not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
-        raise BadInput(f"--fps: must be above 0 and at most {MAX_FPS} (got {fps:g})")
+    if fps is not None:
+        check_fps(fps, gif, mp4)
     if mp4 and (reason := video_unavailable()):
         raise BadInput(f"--mp4: {reason}")
     session = Session.open(path).claim()

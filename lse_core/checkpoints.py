@@ -48,18 +48,18 @@ def check_checkpoint(path: Path, model_id: str) -> None:
     read, not its weights), and a well-formed config folder beside it if there is one."""
     shown = shorten(model_id)
     if not path.is_file():
-        raise BadInput(f"key 'model_id': checkpoint file {shown} does not exist")
+        raise BadInput(f"key 'model_id': checkpoint file {shown} does not exist", key="model_id")
     if path.suffix.lower() != ".safetensors":
         raise BadInput(f"key 'model_id': {shown}: lse loads .safetensors checkpoints only "
-                       f"({path.suffix} files are pickles, which can run code when loaded)")
+                       f"({path.suffix} files are pickles, which can run code when loaded)", key="model_id")
     names = tensor_names(path, model_id)
     if not any(name.startswith(UNET_PREFIX) for name in names):
         raise BadInput(f"key 'model_id': {shown} is not a Stable Diffusion checkpoint "
-                       f"(no {UNET_PREFIX}* tensors)")
+                       f"(no {UNET_PREFIX}* tensors)", key="model_id")
     folder = config_beside(path)
     if folder.is_dir() and not (folder / "model_index.json").is_file():
         raise BadInput(f"key 'model_id': {shorten(str(folder))}/ beside the checkpoint is not a "
-                       "diffusers config folder (no model_index.json)")
+                       "diffusers config folder (no model_index.json)", key="model_id")
 
 
 def tensor_names(path: Path, model_id: str) -> list[str]:
@@ -71,7 +71,7 @@ def tensor_names(path: Path, model_id: str) -> list[str]:
     except (SafetensorError, OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise BadInput(f"key 'model_id': {shorten(model_id)}: not a readable .safetensors "
-                       f"checkpoint ({shorten(reason)})") from None
+                       f"checkpoint ({shorten(reason)})", key="model_id") from None
 
 
 def load_checkpoint(path: Path, model_id: str, dtype: Any, notify: Callable[[str], None]) -> Any:
@@ -90,7 +90,7 @@ def load_checkpoint(path: Path, model_id: str, dtype: Any, notify: Callable[[str
     except (SingleFileComponentError, KeyError, ValueError, RuntimeError, OSError) as exc:
         raise BadInput(f"key 'model_id': {shorten(model_id)} does not fit the configs in "
                        f"{shorten(str(folder), 120)} ({_first_sentence(exc)}); "
-                       f"{_ask_for_configs(path)}") from None
+                       f"{_ask_for_configs(path)}", key="model_id") from None
 
 
 def _configs_for(path: Path, model_id: str) -> tuple[Path, str]:
@@ -120,10 +120,10 @@ def _shipped_type(path: Path, model_id: str) -> tuple[str, str]:
     if found == "v1" and CHECKPOINT_KEY_NAMES["v1"] not in shapes:
         raise BadInput(f"key 'model_id': {shown}: its tensors fit none of the checkpoint types "
                        "lse ships configs for (full-size SD 1.x, SD 2.x, SDXL and their inpainting "
-                       f"models); {_ask_for_configs(path)}")
+                       f"models); {_ask_for_configs(path)}", key="model_id")
     if found not in SHIPPED:
         raise BadInput(f"key 'model_id': {shown} is a checkpoint of another kind (diffusers "
-                       f"calls it {found!r}); {SUPPORTED}")
+                       f"calls it {found!r}); {SUPPORTED}", key="model_id")
     return SHIPPED[found], ""
 
 
@@ -151,7 +151,7 @@ def _parameterization(original: Path) -> str:
         return str(config["model"]["params"].get("parameterization", "eps"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, AttributeError):
         raise BadInput(f"key 'model_id': {shorten(str(original))}: not a readable original "
-                       "config (model: params: parameterization)") from None
+                       "config (model: params: parameterization)", key="model_id") from None
 
 
 class _Shape:

@@ -1,7 +1,9 @@
-"""The ``lse`` command line: TUI by default, headless run/resume/sessions/export.
+"""The ``lse`` command line: headless run/resume/sessions/export/bench, and the TUI
+by default when the launcher (``lse_tui.py``) hands it in. lse_core never imports
+the TUI itself.
 
-Heavy libraries (torch, diffusers, textual) are imported inside the commands so
-that ``lse --help`` answers at once.
+Heavy libraries (torch, diffusers) are imported inside the commands so that
+``lse --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
+from . import interrupts
 from .progress import EXIT_BAD_INPUT, EXIT_DONE, EXIT_FAILED
+
+# How the launcher opens the TUI: (model override, graphics) → exit code.
+OpenTui = Callable[["str | None", str], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,13 +153,20 @@ def _choice_options(parser: argparse.ArgumentParser) -> None:
                             "syntax gene;auto;prompt (finishes after the last one)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, open_tui: OpenTui | None = None) -> int:
+    """``lse ARGS``; ``open_tui`` serves ``lse`` and ``lse tui`` (None: no TUI here)."""
+    # First: a Ctrl-C while torch is imported ends without a traceback.
+    with interrupts.handled():
+        return _command(argv, open_tui)
+
+
+def _command(argv: Sequence[str] | None, open_tui: OpenTui | None) -> int:
     args = build_parser().parse_args(argv)
     from .errors import BadInput
 
     try:
         if args.command in (None, "tui"):
-            return _tui(args)
+            return _tui(args, open_tui)
         if args.command == "run":
             return _run(args)
         if args.command == "resume":
@@ -183,15 +195,13 @@ def _rank() -> int:
         return 0
 
 
-def _tui(args: argparse.Namespace) -> int:
-    try:
-        from screens.app import run_app
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("screens"):
-            print("lse: the TUI is not installed; use `lse run CONFIG`", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        raise
-    return run_app(model=getattr(args, "model", None), graphics=getattr(args, "graphics", "auto"))
+def _tui(args: argparse.Namespace, open_tui: OpenTui | None) -> int:
+    if open_tui is None:
+        print("lse: the terminal UI starts from `lse` or `python lse_tui.py`; this entry "
+              "point runs the headless commands only (lse run CONFIG …)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    with interrupts.python_defaults():  # the TUI reads Ctrl-C as a key
+        return open_tui(getattr(args, "model", None), getattr(args, "graphics", "auto"))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -265,49 +275,94 @@ def _drive(run, answers=None) -> int:
 def _follow(run) -> int:
     """A rank other than 0: it renders its share and stays quiet; rank 0 reports, also
     what went wrong on this rank."""
+    from .events import Started
     from .progress import final_code
 
     async def consume() -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, run.cancel)
-        async for event in run.events():
-            code = final_code(event)
-            if code is not None:
-                return code
+        started = False
+
+        def stop() -> None:  # the first Ctrl-C/SIGTERM, in the loop
+            if not started:
+                interrupts.exit_now()
+            run.cancel()
+
+        with interrupts.first_signal_calls(lambda: loop.call_soon_threadsafe(stop)):
+            async for event in run.events():
+                started = started or isinstance(event, Started)
+                code = final_code(event)
+                if code is not None:
+                    return code
         return EXIT_FAILED
 
     return asyncio.run(consume())
 
 
 def _lead(run, answers=None) -> int:
-    from .events import WaitingForChoice
-    from .progress import console_reporter
+    """Rank 0 (or the only process): renders, reports and answers.
+
+    The first Ctrl-C/SIGTERM stops the run after the step in hand (before rendering has
+    begun, nothing is worth waiting for and the process ends at once); a second one
+    ends the process at once (see ``interrupts``). A closed stdout (``| head``) stops
+    the run like a Ctrl-C; its last lines go to stderr."""
+    from .events import Started, WaitingForChoice
+    from .progress import console_reporter, plain_reporter
 
     async def consume() -> int:
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
+        started = False
 
         def stop() -> None:
-            run.cancel()
-            stopping.set()
+            if not started:
+                interrupts.exit_now()
+            if not stopping.is_set():
+                run.cancel()
+                stopping.set()
+                _say("stopping after this step (Ctrl-C again: at once; the session is kept)")
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop)
         # A live bar would fight with the console prompt of an interactive diffevolution.
         live = None if answers is None or not answers.interactive else False
-        with console_reporter(live) as report:
+        with (interrupts.first_signal_calls(lambda: loop.call_soon_threadsafe(stop)),
+              console_reporter(live) as report):
             async for event in run.events():
-                code = report(event)
-                if code is not None:
-                    return code
-                if isinstance(event, WaitingForChoice):
-                    choice = await _unless_stopped(answers.next(event), stopping)
-                    if choice is not None:
-                        run.choose(choice)
+                if isinstance(event, Started):
+                    started = True
+                    interrupts.say_on_exit(f"stopped at once; resume with: lse resume "
+                                           f"{_shown(event.session_dir)}")
+                try:
+                    code = report(event)
+                    if code is not None:
+                        return code
+                    if isinstance(event, WaitingForChoice):
+                        choice = await _unless_stopped(answers.next(event), stopping)
+                        if choice is not None:
+                            run.choose(choice)
+                except BrokenPipeError:  # the reader went away (`lse run … | head -1`)
+                    _silence_stdout()
+                    report = plain_reporter(sys.stderr, finals_only=True)
+                    stop()
         return EXIT_FAILED
 
     return asyncio.run(consume())
+
+
+def _say(text: str) -> None:
+    print(f"lse: {text}", file=sys.stderr, flush=True)
+
+
+def _shown(path: object) -> str:
+    from .errors import printable
+
+    return printable(str(path))
+
+
+def _silence_stdout() -> None:
+    """Send what is still written to a closed stdout nowhere, so that neither a later
+    print nor the flush at exit fails again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 async def _unless_stopped(waiting, stopping: asyncio.Event):
@@ -323,35 +378,48 @@ async def _unless_stopped(waiting, stopping: asyncio.Event):
 
 def _sessions(args: argparse.Namespace) -> int:
     from .catalog import list_sessions
+    from .errors import BadInput, shown_path
 
-    rows = list_sessions(Path(args.dir))
-    if args.json:
-        print(json.dumps([row.as_dict() for row in rows], indent=2))
-    elif not rows:
-        print(f"no sessions in {args.dir}")
-    elif sys.stdout.isatty():
-        _session_table(rows)
-    else:
-        # One line per session, never folded: for grep, awk and scripts.
-        for row in rows:
-            print("\t".join([_when(row.updated), row.state, _frames(row),
-                             f"{row.kind} {row.experiment}", row.model, str(row.path),
-                             *([row.problem] if row.problem else [])]))
+    root = Path(args.dir)
+    if not root.is_dir():
+        raise BadInput(f"{shown_path(root)}: no such folder (give the folder that holds "
+                       "the sessions: lse sessions DIR)")
+    rows = list_sessions(root)
+    try:
+        if args.json:  # JSON escapes every control character itself
+            print(json.dumps([row.as_dict() for row in rows], indent=2))
+        elif not rows:
+            print(f"no sessions in {_shown(root)}")
+        elif sys.stdout.isatty():
+            _session_table(rows)
+        else:
+            # One line per session, never folded: for grep, awk and scripts.
+            for row in rows:
+                print("\t".join(_shown(field) for field in [
+                    _when(row.updated), row.state, _frames(row), f"{row.kind} {row.experiment}",
+                    row.model, row.path, *([row.problem] if row.problem else [])]))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `lse sessions | head -1`: the reader has what it wanted
+        _silence_stdout()
     return EXIT_DONE
 
 
 def _session_table(rows) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    def cell(value: object) -> Text:  # a Text is never read as [markup]
+        return Text(_shown(value))
 
     table = Table("updated", "experiment", "model", "frames", "state")
     table.add_column("session", overflow="fold")  # the full path is what `lse resume` needs
     problems = []
     for row in rows:
-        table.add_row(_when(row.updated), f"{row.kind} {row.experiment}", row.model,
-                      _frames(row), row.state, str(row.path))
+        table.add_row(*map(cell, (_when(row.updated), f"{row.kind} {row.experiment}", row.model,
+                                  _frames(row), row.state, row.path)))
         if row.problem:
-            problems.append(f"unreadable: {row.problem}")
+            problems.append(cell(f"unreadable: {row.problem}"))
     console = Console()
     console.print(table)
     for line in problems:
@@ -430,16 +498,34 @@ def _pull(model_id: str) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from .catalog import export_session
-    from .media import video_unavailable
+    from .errors import one_line
+    from .media import MediaCheckFailed, video_unavailable
 
     gif, mp4 = args.gif, args.mp4
     if not (gif or mp4):  # both, as far as this machine can
         gif, mp4 = True, video_unavailable() is None
         if not mp4:
-            print(f"lse: {video_unavailable()}; writing the GIFs only", file=sys.stderr)
-    for path in export_session(Path(args.session), gif=gif, mp4=mp4, fps=args.fps):
-        print(path)
+            _say(f"{video_unavailable()}; writing the GIFs only")
+    try:
+        paths = export_session(Path(args.session), gif=gif, mp4=mp4, fps=args.fps)
+    except (MediaCheckFailed, OSError) as exc:
+        _say(f"{one_line(str(exc))}; the files already there are kept")
+        return EXIT_FAILED
+    if mp4 and not any(p.suffix == ".mp4" for p in paths):
+        _say(f"--mp4: {NO_VIDEO}" if not gif else NO_VIDEO)
+        if not gif:
+            return EXIT_BAD_INPUT
+    try:
+        for path in paths:
+            print(_shown(path))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
     return EXIT_DONE
+
+
+NO_VIDEO = ("no MP4 for this session: lse makes videos of journeys, not of a set of "
+            "single-inference images or of a diffevolution lineage of 2 frames or fewer")
 
 
 if __name__ == "__main__":

@@ -85,7 +85,16 @@ def resolve_scheduler_name(name: str) -> str:
         if name in (full, short, short.removesuffix("Discrete")):
             return full
     raise BadInput(f"key 'scheduler': unknown scheduler {clip(name)} "
-                   f"(valid: {', '.join(SCHEDULERS)})")
+                   f"(valid: {', '.join(SCHEDULERS)})", key="scheduler")
+
+
+class KeyProblem(ValueError):
+    """A check of the whole config that failed, naming the key it is about (pydantic
+    reports such failures without a location)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def _not_a_bool(value: Any) -> Any:
@@ -193,13 +202,14 @@ class ExperimentConfig(BaseModel):
         kind, exp = self.model_identifier, self.exp_identifier
         if exp == "outpaint-walk":
             if kind != "inpaint":
-                raise ValueError("outpaint-walk needs model_identifier: inpaint")
+                raise KeyProblem("model_identifier",
+                                 "outpaint-walk needs model_identifier: inpaint")
             _require(self, "image", "prompts", "frames_per_prompt", "camera_actions",
                      "frames_per_cam_action")
         elif exp == "interpolation":
             _require(self, "inter_prompts", "inter_noises")
         elif self.prompt is None and self.load_prompt_embeds is None:
-            raise ValueError(f"{exp} needs 'prompt' or 'load_prompt_embeds'")
+            raise KeyProblem("prompt", f"{exp} needs 'prompt' or 'load_prompt_embeds'")
         _check_experiment_keys(self)
         if kind in ("img2img", "inpaint"):
             _require(self, "image")
@@ -217,6 +227,11 @@ IGNORED_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+def config_key(path: str) -> str:
+    """The config key a key path is in (``inter_noises`` of ``inter_noises[2]``)."""
+    return path.partition("[")[0]
+
+
 def ignored_keys(experiment: str) -> tuple[str, ...]:
     return IGNORED_KEYS.get(experiment, ())
 
@@ -231,37 +246,38 @@ def _require(cfg: ExperimentConfig, *keys: str) -> None:
     for key in keys:
         value = getattr(cfg, key)
         if value is None or value == []:
-            raise ValueError(
-                f"key '{key}' is required for {cfg.model_identifier} {cfg.exp_identifier}"
-            )
+            raise KeyProblem(key, f"key '{key}' is required for {cfg.model_identifier} "
+                                  f"{cfg.exp_identifier}")
 
 
 def _check_experiment_keys(cfg: ExperimentConfig) -> None:
     if cfg.exp_identifier == "diffevolution" and cfg.step_size > 1:
-        raise ValueError(f"key 'step_size': diffevolution moves each gene this fraction of the "
-                         f"way to its new noise, from 0 to 1 (got {cfg.step_size})")
+        raise KeyProblem("step_size", "key 'step_size': diffevolution moves each gene this "
+                         "fraction of the way to its new noise, from 0 to 1 "
+                         f"(got {cfg.step_size})")
     if cfg.exp_identifier == "random-walk" and not (cfg.prompt_rand_walk or cfg.noise_rand_walk):
-        raise ValueError("random-walk needs prompt_rand_walk or noise_rand_walk (or both) set "
-                         "to true")
+        raise KeyProblem("prompt_rand_walk", "random-walk needs prompt_rand_walk or "
+                         "noise_rand_walk (or both) set to true")
     if cfg.exp_identifier == "interpolation":
         prompts, noises = len(cfg.inter_prompts), len(cfg.inter_noises)
         if prompts > 1 and noises > 1 and prompts != noises:
-            raise ValueError(f"inter_prompts has {prompts} items but inter_noises has {noises}; "
-                             "lists longer than one must have equal length")
+            raise KeyProblem("inter_prompts", f"inter_prompts has {prompts} items but "
+                             f"inter_noises has {noises}; lists longer than one must have "
+                             "equal length")
     if cfg.exp_identifier == "outpaint-walk":
         for items, counts in (("prompts", "frames_per_prompt"),
                               ("camera_actions", "frames_per_cam_action")):
             a, b = len(getattr(cfg, items)), len(getattr(cfg, counts))
             if a != b:
-                raise ValueError(f"{items} has {a} items but {counts} has {b}")
+                raise KeyProblem(items, f"{items} has {a} items but {counts} has {b}")
         by_prompt, by_camera = sum(cfg.frames_per_prompt), sum(cfg.frames_per_cam_action)
         if by_prompt != by_camera:
-            raise ValueError(f"frames_per_prompt covers {by_prompt} frames but "
-                             f"frames_per_cam_action covers {by_camera}; they must be equal")
+            raise KeyProblem("frames_per_prompt", f"frames_per_prompt covers {by_prompt} frames "
+                             f"but frames_per_cam_action covers {by_camera}; they must be equal")
     if cfg.model_identifier == "img2img" and img2img_steps(cfg.diffusion_steps, cfg.strength) < 1:
-        raise ValueError(f"key 'strength': img2img runs int(diffusion_steps × strength) steps, and "
-                         f"int({cfg.diffusion_steps} × {cfg.strength}) is 0; raise strength or "
-                         "diffusion_steps")
+        raise KeyProblem("strength", "key 'strength': img2img runs int(diffusion_steps × "
+                         f"strength) steps, and int({cfg.diffusion_steps} × {cfg.strength}) is 0; "
+                         "raise strength or diffusion_steps")
 
 
 KNOWN_KEYS = tuple(ExperimentConfig.model_fields)
@@ -277,22 +293,60 @@ def _none_strings(data: dict[Any, Any]) -> dict[Any, Any]:
     return {k: (None if v == "None" else v) for k, v in data.items()}
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """YAML without anchors and aliases: nested aliases expand exponentially (a few
-    hundred bytes can ask for gigabytes), and no config needs them."""
+# A config nests three levels (the mapping, a list, its items); deeper input is a
+# mistake or an attack, and past a few hundred levels PyYAML's recursive composer
+# overflows the stack.
+MAX_YAML_DEPTH = 32
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """Well-formed YAML that no config needs and that lse does not accept."""
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with three refusals:
+
+    - anchors and aliases: nested aliases expand exponentially (a few hundred bytes
+      can ask for gigabytes);
+    - nesting deeper than ``MAX_YAML_DEPTH``;
+    - a key given twice in one mapping, which YAML resolves by silently keeping the
+      last value."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted",
-                                              self.peek_event().start_mark)
-        return super().compose_node(parent, index)
+            raise _Refused(None, None, "aliases (*name) are not accepted",
+                           self.peek_event().start_mark)
+        if self.depth >= MAX_YAML_DEPTH:
+            raise _Refused(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels",
+                           self.peek_event().start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise _Refused(None, None, f"key {clip(key)} is given twice",
+                                   key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def _load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """`` at line 3: …`` (where the YAML went wrong, and how)."""
     mark = getattr(exc, "problem_mark", None)
     where = f" at line {mark.line + 1}" if mark else ""
     # Not every YAML error has a `problem` (a ReaderError for a control character has not).
@@ -308,7 +362,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     try:
         return key.strip(), _load_yaml(raw)
     except yaml.YAMLError as exc:
-        raise BadInput(f"--set {shorten(key)}: value is not valid YAML{_yaml_problem(exc)}") from None
+        what = "value refused" if isinstance(exc, _Refused) else "value is not valid YAML"
+        raise BadInput(f"--set {shorten(key)}: {what}{_yaml_problem(exc)}",
+                       key=key.strip()) from None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -329,14 +385,16 @@ def parse_yaml(text: str, path: Path) -> dict[str, Any]:
     try:
         data = _load_yaml(text)
     except yaml.YAMLError as exc:
-        raise BadInput(f"{shown_path(path)}: YAML syntax error{_yaml_problem(exc)}") from None
+        what = "refused" if isinstance(exc, _Refused) else "YAML syntax error"
+        raise BadInput(f"{shown_path(path)}: {what}{_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise BadInput(f"{shown_path(path)}: expected a mapping of config keys")
     return data
 
 
 def build_config(data: dict[str, Any], source: str = "config") -> ExperimentConfig:
-    """Validate a mapping of keys; errors name the source and the key path."""
+    """Validate a mapping of keys; errors name the source and the key path, and carry the
+    key as ``BadInput.key``."""
     data = _none_strings(data)
     for key in data:
         if key not in KNOWN_KEYS:
@@ -346,20 +404,23 @@ def build_config(data: dict[str, Any], source: str = "config") -> ExperimentConf
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        raise BadInput(f"{source}: {_describe(exc)}") from None
+        message, key = _describe(exc)
+        raise BadInput(f"{source}: {message}", key=key) from None
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError) -> tuple[str, str | None]:
+    """The first error's message, and the key it is about."""
     err = exc.errors()[0]
     # Union members and validator wrappers add entries to the location; only the keys
     # and list positions name something the user wrote.
-    loc = ".".join(str(p) for p in err["loc"] if isinstance(p, int) or p in KNOWN_KEYS)
+    path = [p for p in err["loc"] if isinstance(p, int) or p in KNOWN_KEYS]
+    loc = ".".join(str(p) for p in path)
     msg = err["msg"].removeprefix("Value error, ")
     if not loc:
-        return msg
+        return msg, getattr(err.get("ctx", {}).get("error"), "key", None)
     if err["type"] == "missing":
-        return f"key '{loc}' is required"
-    return f"key '{loc}': {msg} (got {clip(err.get('input'))})"
+        return f"key '{loc}' is required", str(path[0])
+    return f"key '{loc}': {msg} (got {clip(err.get('input'))})", str(path[0])
 
 
 def load_config(

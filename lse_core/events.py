@@ -105,6 +105,7 @@ class Failed:
     message: str
     bad_input: bool
     session_dir: Path | None = None
+    key: str | None = None  # the config key at fault (bad input), for the form
 
 
 Event = (Notice | Loaded | Started | Step | FrameReady | GenerationReady | WaitingForChoice

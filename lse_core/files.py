@@ -9,28 +9,41 @@ import socket
 from pathlib import Path
 from typing import Callable
 
+# Temporary files being written now: a process that must exit at once removes them.
+_unpublished: set[Path] = set()
 
-def publish(path: Path, write: Callable[[Path], None]) -> None:
+
+def publish(path: Path, write: Callable[[Path], None],
+            check: Callable[[Path], None] | None = None) -> None:
     """Write ``path`` through ``write(temporary path)``, then make it appear whole.
+
+    ``check(temporary path)`` may refuse what was written (by raising): the file at
+    ``path``, if any, is then left as it was.
 
     The temporary name is unique per call (two writers never share one), keeps the
     suffix (image and video writers choose their format by it), and is flushed to
     disk before the rename; the folder is flushed after it, so the rename survives
     a power cut too.
     """
-    publish_all([path], lambda temporaries: write(temporaries[0]))
+    publish_all([path], lambda temporaries: write(temporaries[0]),
+                None if check is None else [check])
 
 
-def publish_all(paths: list[Path], write: Callable[[list[Path]], None]) -> None:
+def publish_all(paths: list[Path], write: Callable[[list[Path]], None],
+                checks: list[Callable[[Path], None] | None] | None = None) -> None:
     """``publish`` for several files written together (a GIF and an MP4 fed by one
-    pass over the frames); each appears whole, once all are written."""
+    pass over the frames); each appears whole, once all are written and checked."""
     temporaries = [path.with_name(f".{path.stem}.{unique_suffix()}.tmp{path.suffix}")
                    for path in paths]
+    _unpublished.update(temporaries)
     try:
         for tmp in temporaries:
             # Created here (not by mkstemp) so that the file gets the umask's usual permissions.
             os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         write(temporaries)
+        for tmp, check in zip(temporaries, checks or []):
+            if check is not None:
+                check(tmp)
         for tmp, path in zip(temporaries, paths):
             _fsync(tmp, os.O_RDONLY)
             os.replace(tmp, path)
@@ -38,8 +51,19 @@ def publish_all(paths: list[Path], write: Callable[[list[Path]], None]) -> None:
         for tmp in temporaries:
             tmp.unlink(missing_ok=True)
         raise
+    finally:
+        _unpublished.difference_update(temporaries)
     for folder in dict.fromkeys(path.parent for path in paths):
         _fsync(folder, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def remove_unpublished() -> None:
+    """Delete the temporary files of the writes in progress (before an immediate exit)."""
+    for tmp in list(_unpublished):
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def unique_suffix() -> str:

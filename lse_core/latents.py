@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,7 +189,12 @@ def read_embedding(path: str | Path, needs: tuple[str, ...] = FRAME_KEYS,
                 data = {name: handle.get_tensor(name) for name in handle.keys()}
                 family = (handle.metadata() or {}).get(FAMILY_METADATA)
         else:
-            data = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                # torch.load warns about the file's pickle protocol and format; what
+                # matters is whether it holds tensors, which is checked below, and a
+                # warning line must not come before lse's one-line answer.
+                warnings.simplefilter("ignore")
+                data = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, OSError,
             ValueError, SafetensorError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__

@@ -16,6 +16,17 @@ from .errors import BadInput, shorten, shown_path
 from .files import publish, publish_all
 from .frames import PLAIN_NAME, FrameRecord
 
+# Frame rates a GIF or MP4 is written at. A GIF's frame durations are whole hundredths
+# of a second in a 16-bit field (Pillow truncates milliseconds to them), so 100 fps is
+# its fastest; one frame a minute is the slowest lse writes (gif_frame_dur ≤ 60000 ms).
+MIN_FPS = 1 / 60
+MAX_GIF_FPS = 100
+MAX_VIDEO_FPS = 240
+
+
+class MediaCheckFailed(Exception):
+    """A GIF or MP4 did not read back whole; the file it would have replaced is kept."""
+
 
 @dataclass
 class Media:
@@ -58,6 +69,16 @@ def media_entries(session: Any) -> list[Media]:
             raise BadInput(f"{where}: media entry {index}: video and grid must be true or false")
         result.append(Media(**entry))
     return result
+
+
+def check_fps(fps: float, gif: bool, video: bool) -> None:
+    """Refuse a frame rate that a GIF (``gif``) or an MP4 (``video``) cannot be written at."""
+    top = min([MAX_GIF_FPS] * gif + [MAX_VIDEO_FPS] * video, default=MAX_VIDEO_FPS)
+    if not (math.isfinite(fps) and MIN_FPS <= fps <= top):
+        why = (" (GIF frame durations are hundredths of a second)"
+               if gif and top == MAX_GIF_FPS else "")
+        raise BadInput(f"--fps: must be from 1/60 (a frame a minute) to {top}{why} "
+                       f"(got {fps:g})")
 
 
 def save_png(image: Image.Image, path: Path) -> None:
@@ -128,6 +149,24 @@ class Mp4Stream:
         self.writer.close()
 
 
+def _check_gif(path: Path, frames: int, frame_ms: int, name: str) -> None:
+    """The GIF at ``path`` (to become ``name``) reads back and lasts ``frames`` frames.
+    (Pillow merges equal consecutive frames into one longer one, so the total duration
+    is compared, not the count.)"""
+    try:
+        with Image.open(path) as gif:
+            total = 0
+            for index in range(gif.n_frames):
+                gif.seek(index)
+                total += gif.info.get("duration", 0)
+    except Exception as exc:  # any decoder error means a damaged file
+        raise MediaCheckFailed(f"{name}: the GIF written does not read back "
+                               f"({exc.__class__.__name__})") from None
+    if total != frames * (frame_ms // 10 * 10):
+        raise MediaCheckFailed(f"{name}: the GIF written lasts {total} ms, not "
+                               f"{frames} frames of {frame_ms // 10 * 10} ms")
+
+
 @functools.cache
 def video_unavailable() -> str | None:
     """Why MP4s cannot be written here (None: they can). imageio-ffmpeg brings the
@@ -147,9 +186,9 @@ def write_movies(frames: Iterable[Image.Image], gif: Path | None, mp4: Path | No
     paths = [p for p in (gif, mp4) if p is not None]
 
     def write(temporaries: list[Path]) -> None:
+        nonlocal count
         streams = [GifStream(tmp, round(1000 / fps)) if tmp.suffix == ".gif" else Mp4Stream(tmp, fps)
                    for tmp in temporaries]
-        count = 0
         try:
             for count, frame in enumerate(frames, start=1):
                 for stream in streams:
@@ -160,9 +199,30 @@ def write_movies(frames: Iterable[Image.Image], gif: Path | None, mp4: Path | No
         if not count:
             raise BadInput("a GIF or MP4 needs at least one frame")
 
+    def check(tmp: Path, path: Path) -> None:
+        if tmp.suffix == ".gif":
+            _check_gif(tmp, count, round(1000 / fps), path.name)
+        else:
+            _check_video(tmp, count, path.name)
+
+    count = 0
     if paths:
-        publish_all(paths, write)
+        publish_all(paths, write, [lambda tmp, path=path: check(tmp, path) for path in paths])
     return paths
+
+
+def _check_video(path: Path, frames: int, name: str) -> None:
+    """The MP4 at ``path`` (to become ``name``) decodes to ``frames`` frames."""
+    import imageio_ffmpeg
+
+    try:
+        decoded, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+    except (RuntimeError, OSError) as exc:
+        raise MediaCheckFailed(f"{name}: the MP4 written does not read back "
+                               f"({exc.__class__.__name__})") from None
+    if decoded != frames:
+        raise MediaCheckFailed(f"{name}: the MP4 written holds {decoded} frames, "
+                               f"not {frames}")
 
 
 def grid(images: Iterable[Image.Image], count: int, columns: int | None = None) -> Image.Image:

@@ -157,7 +157,8 @@ def load_model(model_id: str, inpaint: bool, device: torch.device, dtype: torch.
     if model.is_inpaint != inpaint:
         wanted = "an inpainting model (9-channel UNet)" if inpaint else "a txt2img/img2img model"
         have = "an inpainting model" if model.is_inpaint else "a 4-channel txt2img model"
-        raise BadInput(f"key 'model_id': this experiment needs {wanted}, but '{model_id}' is {have}")
+        raise BadInput(f"key 'model_id': this experiment needs {wanted}, but '{model_id}' is {have}",
+                       key="model_id")
     if device.type == "cuda":
         model.unet.to(memory_format=torch.channels_last)
     _CACHE[key] = model
@@ -172,7 +173,7 @@ def assemble(pipe: Any, model_id: str, source: str, device: torch.device,
     missing = [c for c in (*needed, "unet", "vae") if getattr(pipe, c, None) is None]
     if missing:
         raise BadInput(f"key 'model_id': '{model_id}' is not a {family.label} model "
-                       f"(no {', '.join(missing)})")
+                       f"(no {', '.join(missing)})", key="model_id")
 
     def on_device(part: Any) -> Any:
         return part.to(device).eval() if part is not None else None

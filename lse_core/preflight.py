@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 import struct
 import tempfile
+import warnings
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from .config import DEFAULT_MODEL_IDS, ExperimentConfig, ignored_keys, is_embedding_path
+from .config import DEFAULT_MODEL_IDS, ExperimentConfig, config_key, ignored_keys, is_embedding_path
 from .errors import BadInput, shorten, shown_path
 from .sources import locate
 
@@ -30,7 +31,7 @@ def preflight(cfg: ExperimentConfig, source: str | None = None) -> None:
     except BadInput as exc:
         if source is None:
             raise
-        raise BadInput(f"{shown_path(source)}: {exc}") from None
+        raise BadInput(f"{shown_path(source)}: {exc}", key=exc.key) from None
 
 
 def _check(cfg: ExperimentConfig) -> None:
@@ -38,7 +39,7 @@ def _check(cfg: ExperimentConfig) -> None:
     for key in image_keys(cfg):
         check_image(getattr(cfg, key), key)
     for key, path, tensor in embedding_files(cfg):
-        if key.partition("[")[0] not in unused:
+        if config_key(key) not in unused:
             check_embedding_file(path, key, tensor)
     check_output_path(cfg.output_path)
     # Last: a hub id not in the cache asks the network (briefly).
@@ -68,7 +69,7 @@ def embedding_files(cfg: ExperimentConfig) -> list[tuple[str, str, str]]:
                 found.append((f"{key}[{index}]", item.strip(), tensor))
             elif isinstance(item, str) and key == "inter_noises":
                 raise BadInput(f"key '{key}[{index}]': {shorten(repr(item))} is neither a seed "
-                               "nor an embedding file (.safetensors or .pt)")
+                               "nor an embedding file (.safetensors or .pt)", key=key)
     return found
 
 
@@ -98,21 +99,29 @@ def _read_image(path: str, key: str, decode: bool) -> Image.Image | None:
     file = Path(path).expanduser()
     shown = shorten(path)
     if not file.is_file():
-        raise BadInput(f"key '{key}': {shown}: file not found")
+        raise BadInput(f"key '{key}': {shown}: file not found", key=key)
     try:
-        with Image.open(file) as image:
-            if not decode:
-                image.verify()
-                return None
-            image.load()
-            return image.copy()
+        with warnings.catch_warnings():
+            # Pillow warns about sizes past its limit (lse refuses twice that, below) and
+            # about odd metadata; a warning line must not come before lse's own answer.
+            warnings.simplefilter("ignore")
+            return _open(file, decode)
     except Image.DecompressionBombError:
         raise BadInput(f"key '{key}': {shown}: image too large (over "
-                       f"{2 * Image.MAX_IMAGE_PIXELS // 10**6} megapixels)") from None
+                       f"{2 * Image.MAX_IMAGE_PIXELS // 10**6} megapixels)", key=key) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as exc:
         # Pillow's decoders report damaged files with any of these.
         raise BadInput(f"key '{key}': {shown}: not a readable image "
-                       f"({exc.__class__.__name__})") from None
+                       f"({exc.__class__.__name__})", key=key) from None
+
+
+def _open(file: Path, decode: bool) -> Image.Image | None:
+    with Image.open(file) as image:
+        if not decode:
+            image.verify()
+            return None
+        image.load()
+        return image.copy()
 
 
 def check_embedding_file(path: str, key: str, tensor: str) -> None:
@@ -121,7 +130,7 @@ def check_embedding_file(path: str, key: str, tensor: str) -> None:
     file = Path(path).expanduser()
     shown = shorten(path)
     if not file.is_file():
-        raise BadInput(f"key '{key}': {shown}: embedding file not found")
+        raise BadInput(f"key '{key}': {shown}: embedding file not found", key=config_key(key))
     if file.suffix != ".safetensors":
         return  # .pt needs torch to read (weights only); checked when loaded
     from safetensors import SafetensorError, safe_open
@@ -131,9 +140,11 @@ def check_embedding_file(path: str, key: str, tensor: str) -> None:
             names = set(handle.keys())
     except (SafetensorError, OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise BadInput(f"{shown}: not a readable embedding file ({shorten(reason)})") from None
+        raise BadInput(f"{shown}: not a readable embedding file ({shorten(reason)})",
+                       key=config_key(key)) from None
     if tensor not in names:
-        raise BadInput(f"{shown}: missing tensor {tensor} (has {', '.join(sorted(names)) or 'nothing'})")
+        raise BadInput(f"{shown}: missing tensor {tensor} "
+                       f"(has {', '.join(sorted(names)) or 'nothing'})", key=config_key(key))
 
 
 def check_output_path(path: str) -> None:
@@ -146,4 +157,4 @@ def check_output_path(path: str) -> None:
     except OSError as exc:
         reason = exc.strerror or exc.__class__.__name__
         raise BadInput(f"key 'output_path': cannot write sessions to {shorten(path)} "
-                       f"({reason})") from None
+                       f"({reason})", key="output_path") from None

@@ -135,7 +135,7 @@ class ExperimentRun:
             if self.session is not None and self._started:
                 self.session.update(state="failed", error=str(exc))
             emit(Failed(str(exc), bad_input=True,
-                        session_dir=self.session.path if self.session else None))
+                        session_dir=self.session.path if self.session else None, key=exc.key))
         except RankFailed as exc:
             # Another rank failed or left: the frames on disk stay; a resume goes on.
             self._mark("interrupted", error=str(exc))

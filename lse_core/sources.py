@@ -64,7 +64,7 @@ def locate(model_id: str) -> ModelSource:
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise BadInput(f"key 'model_id': {shown} is not a diffusers model folder "
-                           "(no model_index.json)")
+                           "(no model_index.json)", key="model_id")
         return ModelSource(model_id, "folder", str(path))
     if path.suffix.lower() in (".safetensors", ".ckpt", ".pt", ".bin", ".pth"):
         from .checkpoints import check_checkpoint
@@ -73,9 +73,9 @@ def locate(model_id: str) -> ModelSource:
         return ModelSource(model_id, "file", str(path))
     if path.exists():
         raise BadInput(f"key 'model_id': {shown} is neither a diffusers model folder nor a "
-                       ".safetensors checkpoint")
+                       ".safetensors checkpoint", key="model_id")
     if model_id.startswith((".", "/", "~")) or model_id.count("/") != 1:
-        raise BadInput(f"key 'model_id': model folder {shown} does not exist")
+        raise BadInput(f"key 'model_id': model folder {shown} does not exist", key="model_id")
     return _locate_on_hub(model_id)
 
 
@@ -95,7 +95,7 @@ def _locate_on_hub(model_id: str) -> ModelSource:
         validate_repo_id(model_id)
     except HFValidationError:
         raise BadInput(f"key 'model_id': {shorten(model_id)} is neither a local folder or "
-                       "file nor a Hugging Face hub id (org/name)") from None
+                       "file nor a Hugging Face hub id (org/name)", key="model_id") from None
     repo, note = hub_repo(model_id)
     # A copy of the withdrawn repository downloaded before it went is as good as the mirror.
     candidates = [model_id, repo] if repo != model_id else [repo]
@@ -111,7 +111,7 @@ def _locate_on_hub(model_id: str) -> ModelSource:
     named = repo if repo == model_id else f"{repo} (the mirror of the withdrawn {model_id})"
     problem = _hub_problem(repo, named, partial)
     if problem is not None:
-        raise BadInput(f"key 'model_id': {problem}")
+        raise BadInput(f"key 'model_id': {problem}", key="model_id")
     return ModelSource(model_id, "hub", repo, None, note)
 
 
@@ -261,7 +261,7 @@ def load_pipeline(source: ModelSource, dtype: Any, inpaint: bool,
         return DiffusionPipeline.from_pretrained(folder, dtype=dtype, variant=_variant(folder, dtype),
                                                  **UNUSED_COMPONENTS)
     except (OSError, ValueError) as exc:
-        raise BadInput(_load_failure(source, exc)) from None
+        raise BadInput(_load_failure(source, exc), key="model_id") from None
 
 
 def _folder(source: ModelSource, inpaint: bool, notify: Callable[[str], None]) -> Path:
@@ -281,7 +281,7 @@ def _folder(source: ModelSource, inpaint: bool, notify: Callable[[str], None]) -
     try:
         return download(source.location)
     except (OSError, ValueError) as exc:
-        raise BadInput(_load_failure(source, exc)) from None
+        raise BadInput(_load_failure(source, exc), key="model_id") from None
 
 
 def _variant(folder: Path, dtype: Any) -> str | None:

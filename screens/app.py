@@ -92,7 +92,8 @@ class LseApp(App[int]):
     def open_sessions(self, select: Path | None = None) -> None:
         self.push_screen(SessionsScreen(self.sessions_dir, select))
 
-    def start_run(self, cfg: ExperimentConfig, on_bad_input: Callable[[str], None]) -> None:
+    def start_run(self, cfg: ExperimentConfig,
+                  on_bad_input: Callable[[BadInput], None]) -> None:
         from lse_core.run import ExperimentRun
 
         model = cfg.model_id or "default model"

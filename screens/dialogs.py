@@ -13,6 +13,8 @@ from textual.screen import ModalScreen
 from textual.widgets import DirectoryTree, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from .texts import plain
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 EMBEDDING_SUFFIXES = (".safetensors", ".pt")
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -49,7 +51,7 @@ class PathDialog(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self.title_text, id="dialog-title")
+            yield Label(plain(self.title_text), id="dialog-title")
             yield Input(self.start, placeholder="path, then enter", id="path")
             yield FileTree(self.root, self.suffixes)
             yield Label("enter: choose · ctrl+t: browse · esc: cancel", classes="dialog-help")
@@ -88,7 +90,7 @@ class ChoiceDialog(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self.title_text, id="dialog-title")
+            yield Label(plain(self.title_text), id="dialog-title")
             yield OptionList(*[Option(c, id=c) for c in self.choices], id="choices")
 
     def on_mount(self) -> None:
@@ -118,7 +120,7 @@ class TextDialog(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self.title_text, id="dialog-title")
+            yield Label(plain(self.title_text), id="dialog-title")
             yield Input(placeholder="enter: ok · esc: cancel", id="text")
             # Static, not Label: a long help wraps instead of being cut at the dialog's edge.
             yield Static(self.help, classes="dialog-help")
@@ -129,7 +131,7 @@ class TextDialog(ModalScreen[str | None]):
         if problem is None:
             self.dismiss(event.value)
         else:
-            self.query_one(".dialog-help", Static).update(problem)
+            self.query_one(".dialog-help", Static).update(plain(problem))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -152,7 +154,7 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self.title_text, id="dialog-title")
+            yield Label(plain(self.title_text), id="dialog-title")
             yield Static(self.text)
             yield Label(f"y/enter: {self.yes} · n/esc: cancel", classes="dialog-help")
 

@@ -215,7 +215,8 @@ class EvolutionScreen(Screen[Choice | None]):
 
         self.app.push_screen(ConfirmDialog(
             "End this diffevolution?",
-            "lse writes the lineage GIF and video. You can continue the session later: "
+            "lse writes the lineage GIF, and an MP4 when the lineage has 3 frames or more. "
+            "You can continue the session later: "
             "r in the sessions browser, or lse resume SESSION.",
             "End it"), confirmed)
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from annotated_types import Ge, Gt, Le, Lt
 
-from lse_core.errors import BadInput
+from lse_core.errors import BadInput, printable
 from lse_core.config import (
     SCHEDULERS,
     ExperimentConfig,
@@ -218,19 +218,21 @@ def _yaml_value(key: str, text: str) -> Any:
 
 
 def format_value(spec: FieldSpec, value: Any) -> str:
-    """A config value → the text a field shows."""
+    """A config value → the text a field shows, printable: a value from a loaded YAML or a
+    stored session may hold control characters, which are shown escaped (``\x1b``)."""
     if spec.choices == tuple(AUTO_SWITCH):
-        return next((word for word, meant in AUTO_SWITCH.items() if meant is value), str(value))
+        word = next((word for word, meant in AUTO_SWITCH.items() if meant is value), None)
+        return word if word is not None else printable(str(value))
     if value is None or value == "None":
         return ""
     if spec.kind == "list":
-        return "\n".join(str(item) for item in value)
+        return "\n".join(printable(str(item)) for item in value)
     if spec.key == "scheduler":
         try:  # a short name from a YAML (Euler) shows as the list's full name
             return resolve_scheduler_name(str(value))
         except BadInput:
-            return str(value)  # kept, so the form can say what is wrong with it
-    return str(value)
+            return printable(str(value))  # kept, so the form can say what is wrong with it
+    return printable(str(value))
 
 
 _VALID_LIST = re.compile(r"\s*\(valid: [^)]*\)")
@@ -241,10 +243,3 @@ def field_message(spec: FieldSpec, message: str) -> str:
     itself, so the message does not repeat them (13 schedulers flood a small screen)."""
     return _VALID_LIST.sub("", message) if spec.kind == "choice" else message
 
-
-_WORD = re.compile(r"[a-z_]+")
-
-
-def key_in_message(message: str) -> str | None:
-    """The config key an error message names first (``key 'x': …``, ``x has 3 items …``)."""
-    return next((w for w in _WORD.findall(message) if w in ExperimentConfig.model_fields), None)

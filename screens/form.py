@@ -19,9 +19,9 @@ from lse_core.session import atomic_write_text
 
 from .base import LseScreen
 from .dialogs import EMBEDDING_SUFFIXES, IMAGE_SUFFIXES, YAML_SUFFIXES, PathDialog
-from .fields import SCREEN_KEYS, format_value, key_in_message, parse_value, sections_for
+from .fields import SCREEN_KEYS, format_value, parse_value, sections_for
 from .form_fields import FieldRow
-from .texts import DESCRIPTIONS
+from .texts import DESCRIPTIONS, plain
 
 SOURCE = "form"
 IMAGE_KEYS = ("image", "mask")
@@ -98,12 +98,12 @@ class ExperimentForm(LseScreen[None]):
                 data[key] = value
         return data
 
-    def check(self) -> tuple[ExperimentConfig | None, str | None]:
+    def check(self) -> tuple[ExperimentConfig | None, BadInput | None]:
         """The form's config, or what is wrong with it."""
         try:
             cfg = build_config(self.collect(), source=SOURCE)
         except BadInput as exc:
-            return None, str(exc).removeprefix(f"{SOURCE}: ")
+            return None, BadInput(str(exc).removeprefix(f"{SOURCE}: "), key=exc.key)
         return cfg, None
 
     def validate(self) -> ExperimentConfig | None:
@@ -122,16 +122,18 @@ class ExperimentForm(LseScreen[None]):
         if self.checking:
             self.show_error(self.check()[1], focus=False)
 
-    def show_error(self, message: str | None, focus: bool = True) -> None:
-        """Show a message at the field it names (else above the form); None clears all.
+    def show_error(self, problem: BadInput | str | None, focus: bool = True) -> None:
+        """Show a problem at the field of its key (else, or for a plain message, above the
+        form); None clears all.
 
         ``focus`` moves the cursor to that field (on Ctrl+R), not while typing elsewhere.
         """
         for row in self.rows.values():
             row.show_error(None)
         banner = self.query_one("#form-error", Static)
-        row = self.rows.get(key_in_message(message or "") or "")
-        banner.update(message if message and row is None else "")
+        message = str(problem) if problem else None
+        row = self.rows.get(getattr(problem, "key", None) or "")
+        banner.update(plain(message) if message and row is None else "")
         banner.set_class(bool(message) and row is None, "-shown")
         if not message or row is None:
             return

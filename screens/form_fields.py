@@ -11,6 +11,7 @@ from textual.widgets import Input, Label, Select, Static, Switch, TextArea
 from lse_core.config import split_prompt
 
 from .fields import PATH_LIST_KEYS, FieldSpec, field_message
+from .texts import plain
 
 
 def _local_models() -> SuggestFromList:
@@ -115,5 +116,5 @@ class FieldRow(Vertical):
 
     def show_error(self, message: str | None) -> None:
         error = self.query_one(".field-error", Static)
-        error.update(field_message(self.spec, message) if message else "")
+        error.update(plain(field_message(self.spec, message)) if message else "")
         self.set_class(bool(message), "-invalid")

@@ -16,7 +16,7 @@ from lse_core.experiments import EXPERIMENTS as AVAILABLE
 
 from .base import LseScreen
 from .status import StatusLine
-from .texts import DESCRIPTIONS
+from .texts import DESCRIPTIONS, plain
 
 RECENT = 5
 INPAINT_ONLY = ("outpaint-walk",)
@@ -84,9 +84,9 @@ class HomeScreen(LseScreen[None]):
         recent = self.query_one("#recent", DataTable)
         recent.clear()
         for summary in list_sessions(self.lse.sessions_dir)[:RECENT]:
-            recent.add_row(session_time(summary), f"{summary.kind} {summary.experiment}",
-                           summary.model, frames_text(summary), summary.state,
-                           key=str(summary.path))
+            cells = (session_time(summary), f"{summary.kind} {summary.experiment}",
+                     summary.model, frames_text(summary), summary.state)
+            recent.add_row(*map(plain, cells), key=str(summary.path))
 
     def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
         if event.data_table.id == "experiments":

@@ -13,6 +13,8 @@ from textual.widgets import Static
 from lse_core import safe_files
 from lse_core.errors import BadInput
 
+from .texts import plain
+
 GRAPHICS = ("auto", "kitty", "sixel", "halfcell", "none")
 
 
@@ -87,12 +89,12 @@ class FramePreview(Vertical):
         size = f"{image.width}×{image.height}" if image is not None else "unreadable"
         where = str(path) if self.full_path else path.name
         self.caption_text = f"{label} · {size}\n{where}"
-        self.query_one(".preview-caption", Static).update(self.caption_text)
+        self.query_one(".preview-caption", Static).update(plain(self.caption_text))
         if self.image_class is not None:
             self.query_one(".preview-image").image = image  # type: ignore[attr-defined]
 
     def clear(self, message: str) -> None:
         self.caption_text = message
-        self.query_one(".preview-caption", Static).update(message)
+        self.query_one(".preview-caption", Static).update(plain(message))
         if self.image_class is not None:
             self.query_one(".preview-image").image = None  # type: ignore[attr-defined]

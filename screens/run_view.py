@@ -37,13 +37,22 @@ from lse_core.events import (
     WaitingForChoice,
 )
 from lse_core.choices import Choice
+from lse_core.errors import BadInput, printable
 from lse_core.frames import FrameRecord
 
 from .evolution import EvolutionScreen, describe
 from .preview import FramePreview
 from .run_progress import RunProgress
-from .texts import count
+from .texts import count, plain
 from .viewer import FrameViewer
+
+
+class PrintableLog(RichLog):
+    """The run's log: its lines quote paths, prompts and messages taken from files."""
+
+    def write(self, content: Any, *args: Any, **kwargs: Any) -> "PrintableLog":
+        return super().write(plain(content) if isinstance(content, str) else content,
+                             *args, **kwargs)
 
 
 class RunLike(Protocol):
@@ -56,9 +65,9 @@ class RunLike(Protocol):
     def choose(self, action: Any) -> None: ...
 
 
-class RunScreen(Screen[str | None]):
-    """Dismissed with the message of a bad input found before any session existed,
-    so the form can show it at its field; otherwise with None."""
+class RunScreen(Screen[BadInput | None]):
+    """Dismissed with the bad input found before any session existed, so the form can
+    show it at its key's field; otherwise with None."""
 
     CSS_PATH = "run_view.tcss"
     HELP_TITLE = "Run view"
@@ -118,7 +127,7 @@ class RunScreen(Screen[str | None]):
         return self._places.get(self.shown_name) if self.shown_name is not None else None
 
     def compose(self) -> ComposeResult:
-        yield Label(self.title_text, id="run-title")
+        yield Label(plain(self.title_text), id="run-title")
         yield Static("loading model…", id="run-status")
         with Horizontal(id="bars"):
             yield Label("frames", classes="bar-label")
@@ -131,7 +140,7 @@ class RunScreen(Screen[str | None]):
                 yield Label("frames (←/→, z: zoom)", classes="strip-title")
                 yield OptionList(id="frame-list")
         # min_width 0: lines wrap at the log's own width (its default, 78, cuts them at 80 columns).
-        yield RichLog(id="run-log", wrap=True, markup=False, min_width=0)
+        yield PrintableLog(id="run-log", wrap=True, markup=False, min_width=0)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -194,11 +203,11 @@ class RunScreen(Screen[str | None]):
         if new and self.frames and _story_key(new[0]) < _story_key(self.frames[-1]):
             self.frames = sorted(self.frames + new, key=_story_key)
             self._places = {record.name: i for i, (record, _) in enumerate(self.frames)}
-            strip.set_options([Option(record.label) for record, _ in self.frames])
+            strip.set_options([Option(plain(record.label)) for record, _ in self.frames])
         elif new:
             self._places.update((record.name, len(self.frames) + i) for i, (record, _) in enumerate(new))
             self.frames += new
-            strip.add_options([Option(record.label) for record, _ in new])
+            strip.add_options([Option(plain(record.label)) for record, _ in new])
         if self.following:
             self._show_frame(self.shown_index(entries[-1][0].name), image)
         elif self.shown is not None:
@@ -250,9 +259,9 @@ class RunScreen(Screen[str | None]):
         else:
             if event.bad_input and event.session_dir is None:
                 # Nothing was written: back to the form, which shows it at its field.
-                self.dismiss(event.message)
+                self.dismiss(BadInput(event.message, key=event.key))
                 return
-            status.update(f"failed: {event.message}")
+            status.update(plain(f"failed: {event.message}"))
             status.add_class("-failed")
             log.write(f"failed: {event.message}")
         self.refresh_bindings()
@@ -349,7 +358,8 @@ class RunScreen(Screen[str | None]):
     def action_copy_path(self) -> None:
         if self.session_dir is not None:
             self.app.copy_to_clipboard(str(self.session_dir))
-            self.notify(str(self.session_dir), title="Session path copied")
+            self.notify(printable(str(self.session_dir)), title="Session path copied",
+                        markup=False)
 
     def action_back(self) -> None:
         if not self.running:

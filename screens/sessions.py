@@ -13,15 +13,16 @@ from textual.widgets.option_list import Option
 
 from lse_core.catalog import SessionSummary, export_session, list_sessions, session_frames
 from lse_core.config import EXPERIMENTS
-from lse_core.errors import BadInput
+from lse_core.errors import BadInput, printable
 from lse_core.frames import FrameRecord
+from lse_core.media import MediaCheckFailed
 from lse_core.session import read_config_values
 
 from .base import LseScreen
 from .dialogs import ChoiceDialog
 from .home import INPAINT_ONLY, frames_text, session_time
 from .preview import FramePreview
-from .texts import count
+from .texts import count, plain
 from .viewer import FrameViewer
 
 # Keys of a new experiment that start from a saved frame's embedding file.
@@ -67,7 +68,7 @@ class SessionsScreen(LseScreen[None]):
         self.frames: list[tuple[FrameRecord, Path]] = []  # the selected session's, in story order
 
     def compose(self) -> ComposeResult:
-        yield Label(f"Sessions in {self.root}", id="sessions-title")
+        yield Label(plain(f"Sessions in {self.root}"), id="sessions-title")
         yield DataTable(id="session-table", cursor_type="row")
         with Horizontal(id="session-detail"):
             with Vertical(id="frames-pane"):
@@ -91,9 +92,9 @@ class SessionsScreen(LseScreen[None]):
         table.clear()
         self.summaries = list_sessions(self.root)
         for summary in self.summaries:
-            table.add_row(session_time(summary), f"{summary.kind} {summary.experiment}",
-                          summary.model, frames_text(summary), summary.state,
-                          key=str(summary.path))
+            cells = (session_time(summary), f"{summary.kind} {summary.experiment}",
+                     summary.model, frames_text(summary), summary.state)
+            table.add_row(*map(plain, cells), key=str(summary.path))
         paths = [s.path for s in self.summaries]
         if selected in paths:
             table.move_cursor(row=paths.index(selected))
@@ -119,7 +120,7 @@ class SessionsScreen(LseScreen[None]):
         frames.clear_options()
         summary = self.current
         self.frames, problem = self._frames_of(summary)
-        frames.add_options([Option(record.label) for record, _ in self.frames])
+        frames.add_options([Option(plain(record.label)) for record, _ in self.frames])
         title = f"{count(len(self.frames), 'frame')} · ↑/↓"
         self.query_one("#frames-title", Label).update(title)
         preview = self.query_one("#session-preview", FramePreview)
@@ -174,8 +175,9 @@ class SessionsScreen(LseScreen[None]):
         if summary is None:
             return
         if summary.state == "done":
-            self.notify(f"{summary.experiment} is finished: nothing to resume "
-                        "(e: export its GIF/MP4 again, n: a new experiment from a frame)")
+            self.notify(printable(f"{summary.experiment} is finished: nothing to resume "
+                                  "(e: export its GIF/MP4 again, n: a new experiment from a "
+                                  "frame)"), markup=False)
             return
         self.lse.resume(summary.path)
 
@@ -204,11 +206,12 @@ class SessionsScreen(LseScreen[None]):
             return
         try:
             paths = export_session(summary.path, gif=True, mp4=True)
-        except BadInput as exc:
-            self.app.call_from_thread(self.notify, str(exc), title="Export", severity="error")
+        except (BadInput, MediaCheckFailed, OSError) as exc:
+            self.app.call_from_thread(self.notify, printable(str(exc)), title="Export",
+                                      severity="error", markup=False)
             return
         written = "\n".join(str(p) for p in paths) or "nothing to write"
-        self.app.call_from_thread(self.notify, written, title="Exported")
+        self.app.call_from_thread(self.notify, printable(written), title="Exported", markup=False)
 
     def action_new_from_frame(self) -> None:
         summary, frame = self.current, self.selected_frame()
@@ -216,7 +219,8 @@ class SessionsScreen(LseScreen[None]):
             return
         embedding = summary.path / "embeddings" / f"{frame.stem}.safetensors"
         if not embedding.is_file():
-            self.notify(f"{embedding}: no embedding file for this frame", severity="error")
+            self.notify(printable(f"{embedding}: no embedding file for this frame"),
+                        severity="error", markup=False)
             return
         choices = [e for e in EXPERIMENTS if e not in INPAINT_ONLY or summary.kind == "inpaint"]
 

@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label
 
 from .preview import FramePreview
+from .texts import plain
 
 
 class FrameViewer(Screen[int]):
@@ -49,7 +50,7 @@ class FrameViewer(Screen[int]):
     def _show(self) -> None:
         name, path = self.frames[self.index]
         self.query_one("#viewer-title", Label).update(
-            f"{self.title_text} · {self.index + 1} of {len(self.frames)}")
+            plain(f"{self.title_text} · {self.index + 1} of {len(self.frames)}"))
         self.query_one("#viewer-image", FramePreview).show(name, path)
 
     def action_step(self, delta: int) -> None:

@@ -157,3 +157,159 @@ def test_mask_of_other_size_is_resized_and_reported(tmp_path, capsys):
 def test_resume_of_non_session(tmp_path, capsys):
     assert run_cli("resume", str(tmp_path)) == 2
     assert "not a session folder" in capsys.readouterr().err
+
+
+# the key at fault, as data ------------------------------------------------------------
+
+KEYS = {
+    "unknown key": None, "wrong type": "diffusion_steps", "steps < 1": "diffusion_steps",
+    "strength 0": "strength", "img2img with no step left": "strength",
+    "height not multiple of 8": "height", "no prompt": "prompt",
+    "img2img without image": "image", "inpaint without mask": "mask",
+    "unknown scheduler": "scheduler", "model folder missing": "model_id",
+    "not a diffusers folder": "model_id", "inpaint on txt2img model": "model_id",
+    "image missing": "image", "image not an image": "image",
+    "embedding missing": "load_prompt_embeds", "embedding wrong keys": "load_latent_noise",
+    "embedding wrong width": "load_prompt_embeds", "noise wrong channels": "load_latent_noise",
+    "corrupt safetensors": "load_prompt_embeds", "random walk going nowhere": "prompt_rand_walk",
+}
+
+
+def _problem_key(config: Path) -> str | None:
+    """The key of the first problem, found as the CLI finds it: config and preflight
+    first, then (for what needs the model) the run's Failed event."""
+    import asyncio
+
+    from lse_core.config import load_config
+    from lse_core.errors import BadInput
+    from lse_core.events import Failed
+    from lse_core.preflight import preflight
+    from lse_core.run import ExperimentRun
+
+    try:
+        cfg = load_config(config)
+        preflight(cfg, source=str(config))
+    except BadInput as exc:
+        return exc.key
+
+    async def failure() -> Failed:
+        async for event in ExperimentRun(cfg).events():
+            if isinstance(event, Failed):
+                return event
+        raise AssertionError("the run did not fail")
+
+    failed = asyncio.run(failure())
+    assert failed.bad_input and failed.session_dir is None, failed
+    return failed.key
+
+
+@pytest.mark.parametrize("name,keys", [(c[0], c[1]) for c in CASES if c[0] in KEYS],
+                         ids=[c[0] for c in CASES if c[0] in KEYS])
+def test_each_error_carries_the_key_it_is_about(name, keys, tmp_path):
+    files = _case_files(tmp_path)
+    keys = {k: (v.format(**files) if isinstance(v, str) else v) for k, v in keys.items()}
+    keys = {k: v for k, v in keys.items() if v is not None}
+    config = write_config(tmp_path / "exp.yaml", **keys, output_path=str(tmp_path / "s"))
+    assert _problem_key(config) == KEYS[name]
+
+
+# hostile YAML ---------------------------------------------------------------------------
+
+def _one_line_exit_2(code: int, err: str) -> str:
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err.strip()
+
+
+def test_deep_nesting_in_a_config_is_one_line(tmp_path, capsys):
+    config = tmp_path / "deep.yaml"
+    config.write_text("model_identifier: txt2img\nexp_identifier: single-inference\n"
+                      f"prompt: {'[' * 1000}\n")
+    line = _one_line_exit_2(run_cli("run", str(config)), capsys.readouterr().err)
+    assert line == f"lse: {config}: refused at line 3: nested deeper than 32 levels"
+
+
+def test_deep_nesting_in_an_override_is_one_line(capsys):
+    code = run_cli("run", "configs/txt2img/single_inference.yaml", "--set", "prompt=" + "[" * 1000)
+    line = _one_line_exit_2(code, capsys.readouterr().err)
+    assert line == "lse: --set prompt: value refused at line 1: nested deeper than 32 levels"
+
+
+@pytest.mark.parametrize("lists,read", [(30, True), (31, False)])
+def test_nesting_up_to_the_limit_is_read(lists, read, tmp_path, capsys):
+    """The config's mapping, 30 lists and the value in them: 32 levels."""
+    config = tmp_path / "nested.yaml"
+    config.write_text("model_identifier: txt2img\nexp_identifier: single-inference\n"
+                      f"prompt: {'[' * lists}x{']' * lists}\n")
+    line = _one_line_exit_2(run_cli("run", str(config)), capsys.readouterr().err)
+    # Read, the value is then refused for what it is; or refused for its depth.
+    assert ("key 'prompt': Input should be a valid string" in line) is read, line
+
+
+def test_a_key_given_twice_is_named(tmp_path, capsys):
+    config = tmp_path / "twice.yaml"
+    config.write_text("model_identifier: txt2img\nexp_identifier: single-inference\n"
+                      "prompt: a fox\ndiffusion_steps: 3\nprompt: a bird\n")
+    line = _one_line_exit_2(run_cli("run", str(config)), capsys.readouterr().err)
+    assert line == f"lse: {config}: refused at line 5: key 'prompt' is given twice"
+
+
+def test_a_key_given_twice_inside_an_override_is_named(capsys):
+    code = run_cli("run", "configs/txt2img/single_inference.yaml", "--set", "prompt={a: 1, a: 2}")
+    line = _one_line_exit_2(code, capsys.readouterr().err)
+    assert line == "lse: --set prompt: value refused at line 1: key 'a' is given twice"
+
+
+# library warnings ---------------------------------------------------------------------------
+
+def _bomb_png(path: Path) -> str:
+    """A PNG whose header claims 100 megapixels (past Pillow's warning limit) over a few
+    bytes of data: Pillow warns, then cannot decode it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", 10_000, 10_000, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+    return str(path)
+
+
+def _protocol_4_pt(path: Path) -> str:
+    """A .pt file torch.load warns about (pickle protocol 4) before refusing it."""
+    torch.save({"prompt_embed": torch.zeros(2, 77, 1024)}, path, pickle_protocol=4)
+    return str(path)
+
+
+@pytest.mark.parametrize("case", ["image", "embedding"])
+def test_no_library_warning_comes_before_the_one_line_message(case, tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    keys = ({**IMG2IMG, "image": _bomb_png(tmp_path / "bomb.png")} if case == "image"
+            else {**BASE, "load_prompt_embeds": _protocol_4_pt(tmp_path / "p4.pt")})
+    config = write_config(tmp_path / "exp.yaml", **keys, output_path=str(tmp_path / "s"))
+    # A fresh interpreter: pytest's own warning capture would hide what a user sees.
+    done = subprocess.run([sys.executable, "-m", "lse_core.cli", "run", str(config)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("lse: ") and "not a readable" in done.stderr
+
+
+# sessions ---------------------------------------------------------------------------------
+
+def test_sessions_of_a_folder_that_does_not_exist(tmp_path, capsys):
+    line = _one_line_exit_2(run_cli("sessions", str(tmp_path / "nope")), capsys.readouterr().err)
+    assert line == f"lse: {tmp_path / 'nope'}: no such folder (give the folder that holds the " \
+                   "sessions: lse sessions DIR)"
+
+
+def test_sessions_of_an_empty_folder(tmp_path, capsys):
+    assert run_cli("sessions", str(tmp_path)) == 0
+    assert capsys.readouterr().out == f"no sessions in {tmp_path}\n"

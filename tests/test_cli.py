@@ -54,3 +54,20 @@ def test_a_missing_file_in_an_override_is_found_before_the_model_loads(capsys):
     assert code == 2
     assert err == "lse: configs/img2img/single_inference.yaml: key 'image': missing.png: file not found"
     assert time.monotonic() - started < 1.5
+
+
+def test_counts_of_one_are_singular():
+    from pathlib import Path
+
+    from lse_core.events import Finished, Interrupted, Started, WaitingForChoice
+    from lse_core.progress import describe
+
+    where = Path("/s")
+    assert describe(Finished(where, 1, ())) == "done: 1 frame in /s"
+    assert describe(Finished(where, 2, ())) == "done: 2 frames in /s"
+    assert describe(Interrupted(where, 1)) == "interrupted after 1 frame; resume with: lse resume /s"
+    assert describe(Started(where, 1, 0, 4, 3)) == "session /s (1 frame, batch 4)"
+    assert describe(WaitingForChoice(2, 3, "", lineage=({"id": 0},))) == \
+        "generation 2 ready: genes 0-2, lineage of 1 node"
+    assert describe(WaitingForChoice(2, 3, "", lineage=({"id": 0}, {"id": 1}))) == \
+        "generation 2 ready: genes 0-2, lineage of 2 nodes"

@@ -67,9 +67,33 @@ def test_stdin_running_out_counts_the_generations_answered(tmp_path):
     assert "stdin ended after answering 2 generations: finishing" in lines
 
 
-def test_auto_renders_exactly_the_generations_it_picks_from(tmp_path):
+def test_stdin_that_never_ends_a_line_is_not_waited_on(tmp_path):
+    """`lse run … < /dev/zero`: no line ever ends; the run finishes with what it has."""
+    out = tmp_path / "s"
+    with open("/dev/zero", "rb") as zeros:
+        done = subprocess.run(_lse("run", str(_evolution_config(tmp_path)), "--out", str(out)),
+                              stdin=zeros, capture_output=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.decode().splitlines()
+    assert ("stdin line 1: longer than 40100 bytes, so not an answer; no more lines are read"
+            in lines)
+    assert "stdin ended after answering 0 generations: finishing" in lines
+    assert json.loads((only_session(out) / "session.json").read_text())["state"] == "done"
+
+
+def test_an_actions_file_that_never_ends_is_refused(tmp_path, capsys):
+    assert run_cli("run", str(_evolution_config(tmp_path)), "--out", str(tmp_path / "s"),
+                   "--actions", "/dev/zero") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["lse: --actions: /dev/zero: larger than 10 MB, so not a file of answers"]
+
+
+def test_auto_renders_exactly_the_generations_it_picks_from(tmp_path, capsys):
     out = tmp_path / "s"
     assert run_cli("run", str(_evolution_config(tmp_path)), "--out", str(out), "--auto", "3") == 0
+    printed = capsys.readouterr().out
+    assert "generation 1 ready: genes 0-2, lineage of 1 node\n" in printed
+    assert "waiting" not in printed  # --auto never waits for anyone
     session = only_session(out)
     evolution = json.loads((session / "session.json").read_text())["diffevolution"]
     assert evolution["generations"] == 3

@@ -71,6 +71,9 @@ async def test_esc_never_ends_a_diffevolution_and_ending_asks_first(out: Path) -
         await wait_until(pilot, lambda: grid_ready(app, 2), "the second generation")
         send_key(app, "x")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
+        # The lineage is the start and gene 1: a GIF, and no video promised.
+        assert "lse writes the lineage GIF, and an MP4 when the lineage has 3 frames or more" \
+            in app.screen.text
         send_key(app, "y")
         await wait_until(pilot, lambda: app.screen is run and not run.running, "the end")
         assert isinstance(run.final, Finished)
@@ -80,6 +83,7 @@ async def test_esc_never_ends_a_diffevolution_and_ending_asks_first(out: Path) -
     session = only_session(out)
     assert [c["gene"] for c in manifest(session)["diffevolution"]["choices"]] == [1]
     assert manifest(session)["state"] == "done"
+    assert list((session / "gifs").glob("*.gif")) and not list((session / "videos").iterdir())
 
 
 def test_a_finished_diffevolution_continues_from_the_sessions_browser(out: Path) -> None:

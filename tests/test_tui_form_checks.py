@@ -12,7 +12,7 @@ from lse_core.config import EXPERIMENTS, MODEL_KINDS, build_config, read_yaml
 from screens.fields import SCREEN_KEYS, form_keys, parse_value
 from screens.form import ExperimentForm
 from screens.home import INPAINT_ONLY
-from test_tui_support import make_app, type_into
+from test_tui_support import make_app, type_into, wait_until
 
 FORMS = [(kind, experiment) for experiment in EXPERIMENTS for kind in MODEL_KINDS
          if experiment not in INPAINT_ONLY or kind == "inpaint"]
@@ -165,3 +165,42 @@ async def test_the_scheduler_is_a_list_and_a_wrong_one_says_so_briefly(out: Path
         form.rows["scheduler"].editor.value = "DDIMScheduler"  # chosen from the list
         await pilot.pause()
         assert error_text(form, "scheduler") == "" and form.validate() is not None
+
+
+async def test_a_problem_found_by_the_run_shows_at_its_keys_field(out: Path, tmp_path: Path) -> None:
+    """The message ("…/narrow.safetensors: tensor prompt_embed has shape …") names no key:
+    the field is found from the key the error carries."""
+    import torch
+    from safetensors.torch import save_file
+
+    narrow = tmp_path / "narrow.safetensors"
+    save_file({"prompt_embed": torch.zeros(2, 77, 32)}, str(narrow))
+    app = make_app(out)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.open_form("txt2img", "single-inference", {
+            "load_prompt_embeds": str(narrow), "height": 64, "width": 64, "diffusion_steps": 2})
+        await pilot.pause()
+        form = app.screen
+        assert form.validate() is not None  # nothing the form can see without the model
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: app.screen is form
+                         and form.rows["load_prompt_embeds"].has_class("-invalid"),
+                         "the run's error back at its field")
+        assert "tensor prompt_embed has shape (2, 77, 32)" in error_text(form, "load_prompt_embeds")
+        assert not form.query_one("#form-error").has_class("-shown")
+
+
+async def test_a_deeply_nested_yaml_loaded_with_l_is_one_line(out: Path, tmp_path: Path) -> None:
+    config = tmp_path / "deep.yaml"
+    config.write_text("model_identifier: txt2img\nexp_identifier: single-inference\n"
+                      f"prompt: {'[' * 1000}\n")
+    app = make_app(out)
+    async with app.run_test(size=(120, 24)) as pilot:
+        home = app.screen
+        await pilot.press("l")
+        await type_into(pilot, "#path", str(config))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: bool(app._notifications), "the message")
+        [note] = list(app._notifications)
+        assert note.message == f"{config}: refused at line 3: nested deeper than 32 levels"
+        assert app.screen is home and app.is_running

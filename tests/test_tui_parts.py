@@ -12,7 +12,7 @@ from lse_core.errors import BadInput
 from lse_core.events import FrameReady, Started, Step
 from lse_core.frames import FrameRecord
 from screens.evolution import MIN_PREVIEW, grid_layout, lineage_rows
-from screens.fields import format_value, key_in_message, parse_value, sections_for, spec_for
+from screens.fields import format_value, parse_value, sections_for, spec_for
 from screens.run_progress import RunProgress
 
 
@@ -65,14 +65,6 @@ def test_values_become_text_and_back() -> None:
     assert spec_for("interpolation_method").choices == ("slerp", "lerp")
     assert spec_for("strength").hint == "> 0, ≤ 1"
     assert spec_for("rand_seed").placeholder == "random, recorded"
-
-
-def test_an_error_message_names_its_field() -> None:
-    assert key_in_message("key 'diffusion_steps': should be ≥ 1 (got 0)") == "diffusion_steps"
-    assert key_in_message("single-inference needs 'prompt' or 'load_prompt_embeds'") == "prompt"
-    assert key_in_message("inter_prompts has 3 items but inter_noises has 2") == "inter_prompts"
-    assert key_in_message("key 'inter_noises[1]': x.pt: embedding file not found") == "inter_noises"
-    assert key_in_message("config: unknown key 'foo'") is None
 
 
 def _record(name: str) -> FrameRecord:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from PIL import Image
 
-from ..config import ExperimentConfig, is_embedding_path, split_prompt
+from ..config import ExperimentConfig, config_key, is_embedding_path, split_prompt
 from ..engine import Conditioning, Engine
+from ..errors import BadInput
 from ..latents import (
     PromptEmbedding,
     check_latent_noise,
@@ -47,14 +49,16 @@ class Inputs:
         return data, family
 
     def prompt_file(self, path: str, key: str) -> PromptEmbedding:
-        return prompt_from_file(path, *self._file(path, key, "prompt_embed"), self.model)
+        with _blamed_on(key):
+            return prompt_from_file(path, *self._file(path, key, "prompt_embed"), self.model)
 
     def noise_file(self, path: str, key: str) -> torch.Tensor:
-        # Noise is standard normal in every family: any file's noise fits a model whose
-        # latents have its channels.
-        noise = self._file(path, key, "latent_noise")[0]["latent_noise"]
-        check_latent_noise(path, noise, self.model.latent_channels)
-        return noise
+        with _blamed_on(key):
+            # Noise is standard normal in every family: any file's noise fits a model whose
+            # latents have its channels.
+            noise = self._file(path, key, "latent_noise")[0]["latent_noise"]
+            check_latent_noise(path, noise, self.model.latent_channels)
+            return noise
 
     # prompts -----------------------------------------------------------------
     def prompt(self, item: str, key: str) -> PromptEmbedding:
@@ -131,3 +135,13 @@ def content_key(image: Image.Image, mask: Image.Image | None = None) -> str:
     if mask is not None:
         digest.update(mask.tobytes())
     return digest.hexdigest()
+
+
+@contextmanager
+def _blamed_on(key: str) -> Iterator[None]:
+    """An embedding file's checks know its path, not the config key naming it: the
+    error is shown at that key."""
+    try:
+        yield
+    except BadInput as exc:
+        raise BadInput(str(exc), key=exc.key or config_key(key)) from None

@@ -23,7 +23,7 @@ class Interpolation(Experiment):
         for i, noise in enumerate(noises[1:], start=1):
             if noise.shape != noises[0].shape:
                 raise BadInput(f"key 'inter_noises[{i}]': noise shape {tuple(noise.shape)} differs "
-                               f"from inter_noises[0] {tuple(noises[0].shape)}")
+                               f"from inter_noises[0] {tuple(noises[0].shape)}", key="inter_noises")
         self.prompts, self.noises = prompts, noises
         self.conditioning = self.inputs.conditioning(self.inputs.pixel_size(noises[0]))
         self.keys = max(len(prompts), len(noises))

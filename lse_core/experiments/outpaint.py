@@ -88,7 +88,8 @@ class OutpaintWalk(Experiment):
         if self.mx == 0 or self.my == 0:
             raise BadInput(f"translation_factor × size ({cfg.translation_factor} × "
                            f"{min(self.width, self.height)}) is below num_filler_frames ({fillers}); "
-                           "raise translation_factor or lower num_filler_frames")
+                           "raise translation_factor or lower num_filler_frames",
+                           key="translation_factor")
         start = self.inputs.image("image").convert("RGB")
         self.start = start.resize((self.width, self.height), Image.Resampling.LANCZOS)
         prompts = [self.inputs.prompt(p, f"prompts[{i}]") for i, p in enumerate(cfg.prompts)]

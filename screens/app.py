@@ -5,25 +5,25 @@ all land in ``run_app``; tests build the same app with ``create_app``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from lse_core.config import EXPERIMENTS, MODEL_KINDS, ExperimentConfig, read_yaml
-from lse_core.errors import BadInput
 from lse_core.events import Loaded
 from lse_core.progress import EXIT_DONE
 
-from .dialogs import YAML_SUFFIXES, PathDialog
-from .form import ExperimentForm
-from .help import KeysScreen, key_rows
 from .home import HomeScreen
 from .preview import GRAPHICS, image_widget_class
-from .run_view import RunScreen
-from .sessions import SessionsScreen
 
+if TYPE_CHECKING:
+    from lse_core.config import ExperimentConfig
+
+    from .run_view import RunScreen
+
+# The home screen is all the first paint needs: every other screen's module is
+# imported when it is first opened, so the first screen is not kept waiting.
 DEFAULT_SESSIONS = Path("sessions")
 
 
@@ -58,6 +58,8 @@ class LseApp(App[int]):
 
     def open_form(self, kind: str, experiment: str, values: dict[str, Any] | None = None,
                   replace: bool = False) -> None:
+        from .form import ExperimentForm
+
         form = ExperimentForm(kind, experiment, self.form_values(values),
                               check_now=values is not None)
         if replace:
@@ -68,6 +70,10 @@ class LseApp(App[int]):
     def load_config_into_form(self, replace: bool = False,
                               on_error: Callable[[str], None] | None = None) -> None:
         """Ask for a YAML config and open it in the form of its experiment."""
+        from lse_core.config import EXPERIMENTS, MODEL_KINDS, read_yaml
+        from lse_core.errors import BadInput
+
+        from .dialogs import YAML_SUFFIXES, PathDialog
 
         def report(message: str) -> None:
             (on_error or (lambda m: self.notify(m, severity="error")))(message)
@@ -90,10 +96,14 @@ class LseApp(App[int]):
         self.push_screen(PathDialog("Load a YAML config", YAML_SUFFIXES, start="configs/"), load)
 
     def open_sessions(self, select: Path | None = None) -> None:
+        from .sessions import SessionsScreen
+
         self.push_screen(SessionsScreen(self.sessions_dir, select))
 
     def start_run(self, cfg: ExperimentConfig, on_bad_input: Callable[[str], None]) -> None:
         from lse_core.run import ExperimentRun
+
+        from .run_view import RunScreen
 
         model = cfg.model_id or "default model"
         title = f"{cfg.exp_identifier} · {cfg.model_identifier} · {model}"
@@ -104,10 +114,14 @@ class LseApp(App[int]):
         """Resume a stopped session, or continue a finished diffevolution (``verb``)."""
         from lse_core.run import ExperimentRun
 
+        from .run_view import RunScreen
+
         self.push_screen(RunScreen(ExperimentRun(resume=session), f"{verb} {session.name}",
                                    self.graphics))
 
     def action_show_keys(self) -> None:
+        from .help import KeysScreen, key_rows
+
         screen = self.screen
         if not isinstance(screen, KeysScreen):
             title = getattr(screen, "HELP_TITLE", type(screen).__name__)

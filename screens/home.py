@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.coordinate import Coordinate
+from textual.message import Message
 from textual.widgets import DataTable, Footer, Label, Static
 
-from lse_core.catalog import SessionSummary, list_sessions
 from lse_core.config import EXPERIMENTS, MODEL_KINDS
-from lse_core.experiments import EXPERIMENTS as AVAILABLE
 
 from .base import LseScreen
 from .status import StatusLine
 from .texts import DESCRIPTIONS
+
+if TYPE_CHECKING:
+    from lse_core.catalog import SessionSummary
 
 RECENT = 5
 INPAINT_ONLY = ("outpaint-walk",)
@@ -25,9 +29,30 @@ INPAINT_ONLY = ("outpaint-walk",)
 def cell_text(experiment: str, kind: str) -> str:
     if experiment in INPAINT_ONLY and kind != "inpaint":
         return "·"
-    if experiment not in AVAILABLE:
-        return "(soon)"
     return kind
+
+
+SESSION_COLUMNS = ("updated", "experiment", "model", "frames", "state")
+
+
+def session_cells(summary: SessionSummary) -> tuple[str, ...]:
+    """One session's row, column by column (SESSION_COLUMNS)."""
+    return (session_time(summary), f"{summary.kind} {summary.experiment}", summary.model,
+            frames_text(summary), summary.state)
+
+
+def fill_sessions_table(table: DataTable, summaries: list[SessionSummary]) -> None:
+    """Replace the table's rows, one per session keyed by its folder.
+
+    The columns are sized here, from the texts: left to the table, a header drawn
+    before its next idle moment keeps the old widths until something redraws it."""
+    rows = [session_cells(summary) for summary in summaries]
+    table.clear(columns=True)
+    for index, header in enumerate(SESSION_COLUMNS):
+        table.add_column(header, width=max(len(text) for text in
+                                           (header, *(row[index] for row in rows))))
+    for summary, row in zip(summaries, rows):
+        table.add_row(*row, key=str(summary.path))
 
 
 def session_time(summary: SessionSummary) -> str:
@@ -37,6 +62,21 @@ def session_time(summary: SessionSummary) -> str:
 def frames_text(summary: SessionSummary) -> str:
     planned = "?" if summary.frames_planned is None else summary.frames_planned
     return f"{summary.frames_done}/{planned}"
+
+
+class SessionsListed(Message):
+    """The sessions folder's summaries, newest first, read by a thread worker."""
+
+    def __init__(self, summaries: list[SessionSummary]) -> None:
+        super().__init__()
+        self.summaries = summaries
+
+
+def read_sessions(root: Path) -> list[SessionSummary]:
+    """Every session's summary (reads each manifest: for thread workers, not the UI thread)."""
+    from lse_core.catalog import list_sessions
+
+    return list_sessions(root)
 
 
 class HomeScreen(LseScreen[None]):
@@ -69,30 +109,26 @@ class HomeScreen(LseScreen[None]):
             table.add_row(experiment, *(cell_text(experiment, k) for k in MODEL_KINDS),
                           key=experiment)
         table.cursor_coordinate = Coordinate(0, 1)
-        recent = self.query_one("#recent", DataTable)
-        recent.add_columns("updated", "experiment", "model", "frames", "state")
-        self.fill_recent()
         table.focus()
 
     def on_screen_resume(self) -> None:
+        # Also on the first showing: the sessions are read once each time home is shown.
         self.fill_recent()
         status = self.query_one(StatusLine)
         status.loaded = self.lse.loaded
         status.refresh_status()
 
+    @work(thread=True, exclusive=True, group="recent")
     def fill_recent(self) -> None:
-        recent = self.query_one("#recent", DataTable)
-        recent.clear()
-        for summary in list_sessions(self.lse.sessions_dir)[:RECENT]:
-            recent.add_row(session_time(summary), f"{summary.kind} {summary.experiment}",
-                           summary.model, frames_text(summary), summary.state,
-                           key=str(summary.path))
+        self.post_message(SessionsListed(read_sessions(self.lse.sessions_dir)[:RECENT]))
+
+    def on_sessions_listed(self, message: SessionsListed) -> None:
+        fill_sessions_table(self.query_one("#recent", DataTable), message.summaries)
 
     def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
         if event.data_table.id == "experiments":
             experiment = EXPERIMENTS[event.coordinate.row]
-            note = "" if experiment in AVAILABLE else " Not in this version yet."
-            self.query_one("#experiment-help", Static).update(DESCRIPTIONS[experiment] + note)
+            self.query_one("#experiment-help", Static).update(DESCRIPTIONS[experiment])
 
     def selected(self) -> tuple[str, str] | None:
         """The (kind, experiment) under the cursor, when it can run."""

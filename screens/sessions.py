@@ -1,4 +1,10 @@
-"""The sessions browser: status and frames of every session; resume, export, start anew."""
+"""The sessions browser: status and frames of every session; resume, export, start anew.
+
+Sessions are known by their folder, never by their row: a reload that re-sorts
+the list keeps the same session selected, and every action names the session it
+acts on. Listing sessions and their frames reads many files, so thread workers
+do it and post the result; the screen only fills its widgets.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.widgets import DataTable, Footer, Label, OptionList
 from textual.widgets.option_list import Option
 
-from lse_core.catalog import SessionSummary, export_session, list_sessions
+from lse_core.catalog import SessionSummary, export_session
 from lse_core.config import EXPERIMENTS, read_yaml
 from lse_core.errors import BadInput
 from lse_core.session import CONFIG_NAME
@@ -19,7 +26,7 @@ from lse_core.session import CONFIG_NAME
 from .base import LseScreen
 from .dialogs import ChoiceDialog
 from .frame_names import frame_label, story_key
-from .home import INPAINT_ONLY, frames_text, session_time
+from .home import INPAINT_ONLY, SessionsListed, fill_sessions_table, read_sessions
 from .preview import FramePreview
 from .texts import count
 from .viewer import FrameViewer
@@ -28,6 +35,10 @@ from .viewer import FrameViewer
 FROM_FRAME_KEYS = ("load_prompt_embeds", "load_latent_noise")
 # Journeys take their start from lists; a saved frame becomes their first keyframe.
 FROM_FRAME_LISTS = {"interpolation": ("inter_prompts", "inter_noises")}
+# What a new experiment keeps of the session besides the frame: the model the
+# embedding belongs to and the model kind's input pictures. Every other key
+# takes the new experiment's own default.
+FROM_SESSION_KEYS = ("model_id", "image", "mask")
 
 
 # Finished sessions of these experiments can go on: a diffevolution grows its lineage.
@@ -43,6 +54,30 @@ def session_frames(session: Path) -> list[Path]:
 
 def can_continue(summary: SessionSummary) -> bool:
     return summary.state == "done" and summary.experiment in CONTINUABLE
+
+
+def start_values(session: Path, experiment: str, embedding: Path) -> dict[str, object]:
+    """A new ``experiment``'s form values from one saved frame: its embedding file, the
+    session's model and input pictures, and the new experiment's defaults for the rest."""
+    try:
+        config = read_yaml(session / "configs" / CONFIG_NAME)
+    except BadInput:
+        config = {}
+    values: dict[str, object] = {key: config[key] for key in FROM_SESSION_KEYS if key in config}
+    values["exp_identifier"] = experiment
+    values.update({key: str(embedding) for key in FROM_FRAME_KEYS})
+    for key in FROM_FRAME_LISTS.get(experiment, ()):
+        values[key] = [str(embedding)]
+    return values
+
+
+class FramesListed(Message):
+    """One session's frames in story order, listed by a thread worker."""
+
+    def __init__(self, session: Path, frames: list[Path]) -> None:
+        super().__init__()
+        self.session = session
+        self.frames = frames
 
 
 class SessionsScreen(LseScreen[None]):
@@ -69,13 +104,17 @@ class SessionsScreen(LseScreen[None]):
     def __init__(self, root: Path, select: Path | None = None) -> None:
         super().__init__()
         self.root = root
-        self.select = select
-        self.summaries: list[SessionSummary] = []
+        # The session selected, by its folder: what every action acts on.
+        self.selected_path = select
+        self.summaries: dict[Path, SessionSummary] = {}
+        self.listed = False  # the first listing has arrived
         self.frames: list[Path] = []
+        self.frames_of: Path | None = None  # the session whose frames are listed
 
     def compose(self) -> ComposeResult:
         yield Label(f"Sessions in {self.root}", id="sessions-title")
         yield DataTable(id="session-table", cursor_type="row")
+        yield Label("reading the sessions…", id="session-selected")
         with Horizontal(id="session-detail"):
             with Vertical(id="frames-pane"):
                 yield Label("", id="frames-title", classes="pane-title")
@@ -84,57 +123,78 @@ class SessionsScreen(LseScreen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        table = self.query_one("#session-table", DataTable)
-        table.add_columns("updated", "experiment", "model", "frames", "state")
-        self.reload()
-        table.focus()
+        self.query_one("#session-table", DataTable).focus()
 
     def on_screen_resume(self) -> None:
+        # Also on the first showing: the sessions are read once each time the browser is shown.
         self.reload()
 
+    @work(thread=True, exclusive=True, group="sessions")
     def reload(self) -> None:
+        self.post_message(SessionsListed(read_sessions(self.root)))
+
+    def on_sessions_listed(self, message: SessionsListed) -> None:
         table = self.query_one("#session-table", DataTable)
-        selected = self.current.path if self.current else self.select
-        table.clear()
-        self.summaries = list_sessions(self.root)
-        for summary in self.summaries:
-            table.add_row(session_time(summary), f"{summary.kind} {summary.experiment}",
-                          summary.model, frames_text(summary), summary.state,
-                          key=str(summary.path))
-        paths = [s.path for s in self.summaries]
-        if selected in paths:
-            table.move_cursor(row=paths.index(selected))
-        self.show_session()
+        keep = self.selected_path
+        self.summaries = {summary.path: summary for summary in message.summaries}
+        fill_sessions_table(table, message.summaries)
+        if keep is not None and keep in self.summaries:
+            table.move_cursor(row=table.get_row_index(str(keep)), scroll=True)
+        self.listed = True
+        self._select_row()
 
     @property
     def current(self) -> SessionSummary | None:
+        """The selected session (the one in the highlighted row)."""
+        return self.summaries.get(self.selected_path) if self.selected_path else None
+
+    def _row_path(self) -> Path | None:
         table = self.query_one("#session-table", DataTable)
-        if not self.summaries or not 0 <= table.cursor_row < len(self.summaries):
+        if not table.row_count:
             return None
-        return self.summaries[table.cursor_row]
+        return Path(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self.show_session()
+        if self.listed:
+            self._select_row()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.query_one("#session-frames", OptionList).focus()
 
-    def show_session(self) -> None:
-        frames = self.query_one("#session-frames", OptionList)
-        # Reloaded (back from a run or the viewer), the same frame stays selected.
-        keep = self.selected_frame()
-        frames.clear_options()
+    def _select_row(self) -> None:
+        """The highlighted row's session becomes the selected one; its frames are listed."""
+        self.selected_path = self._row_path()
         summary = self.current
-        self.frames = session_frames(summary.path) if summary else []
-        frames.add_options([Option(frame_label(p.stem)) for p in self.frames])
-        title = f"{count(len(self.frames), 'frame')} · ↑/↓"
-        self.query_one("#frames-title", Label).update(title)
-        preview = self.query_one("#session-preview", FramePreview)
-        if self.frames:
-            frames.highlighted = (self.frames.index(keep) if keep in self.frames
-                                  else len(self.frames) - 1)
+        line = self.query_one("#session-selected", Label)
+        if summary is None:
+            line.update("no sessions yet")
+            self._show_frames(None, [])
         else:
-            preview.clear("no sessions" if summary is None else "no frames saved yet")
+            line.update(f"▶ {summary.path.name} · {summary.state}")
+            self._list_frames(summary.path)
+        self.refresh_bindings()
+
+    @work(thread=True, exclusive=True, group="frames")
+    def _list_frames(self, session: Path) -> None:
+        self.post_message(FramesListed(session, session_frames(session)))
+
+    def on_frames_listed(self, message: FramesListed) -> None:
+        if message.session == self.selected_path:
+            self._show_frames(message.session, message.frames)
+
+    def _show_frames(self, session: Path | None, frames: list[Path]) -> None:
+        options = self.query_one("#session-frames", OptionList)
+        # Reloaded (back from a run or the viewer), the same frame stays selected.
+        keep = self.selected_frame() if session == self.frames_of else None
+        self.frames_of, self.frames = session, frames
+        options.clear_options()
+        options.add_options([Option(frame_label(p.stem)) for p in frames])
+        self.query_one("#frames-title", Label).update(f"{count(len(frames), 'frame')} · ↑/↓")
+        if frames:
+            options.highlighted = frames.index(keep) if keep in frames else len(frames) - 1
+        else:
+            self.query_one("#session-preview", FramePreview).clear(
+                "no sessions" if session is None else "no frames saved yet")
         self.refresh_bindings()
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
@@ -158,6 +218,9 @@ class SessionsScreen(LseScreen[None]):
         return True
 
     def selected_frame(self) -> Path | None:
+        """The highlighted frame, when the list shows the selected session's frames."""
+        if self.frames_of is None or self.frames_of != self.selected_path:
+            return None
         index = self.query_one("#session-frames", OptionList).highlighted
         return self.frames[index] if index is not None and index < len(self.frames) else None
 
@@ -166,41 +229,46 @@ class SessionsScreen(LseScreen[None]):
         if summary is None:
             return
         if summary.state == "done":
-            self.notify(f"{summary.experiment} is finished: nothing to resume "
-                        "(e: export its GIF/MP4 again, n: a new experiment from a frame)")
+            self.notify(f"{summary.path.name} ({summary.experiment}) is finished: nothing to "
+                        "resume (e: export its GIF/MP4 again, n: a new experiment from a frame)")
             return
+        self.notify(summary.path.name, title="Resuming")
         self.lse.resume(summary.path)
 
     def action_continue_session(self) -> None:
         """A finished diffevolution goes on from its last parent; new generations join its lineage."""
         summary = self.current
         if summary is not None and can_continue(summary):
+            self.notify(summary.path.name, title="Continuing")
             self.lse.resume(summary.path, "continue")
 
     def action_zoom(self) -> None:
-        summary, index = self.current, self.query_one("#session-frames", OptionList).highlighted
-        if summary is None or index is None or index >= len(self.frames):
+        summary, frame = self.current, self.selected_frame()
+        if summary is None or frame is None:
             return
         frames = [(path.stem, path) for path in self.frames]
-        self.app.push_screen(FrameViewer(frames, index, self.lse.graphics, summary.path.name),
-                             self._highlight_frame)
+        self.app.push_screen(FrameViewer(frames, self.frames.index(frame), self.lse.graphics,
+                                         summary.path.name), self._highlight_frame)
 
     def _highlight_frame(self, index: int | None) -> None:
         if index is not None:
             self.query_one("#session-frames", OptionList).highlighted = index
 
-    @work(thread=True, exclusive=True, group="export")
     def action_export(self) -> None:
         summary = self.current
-        if summary is None:
-            return
+        if summary is not None:
+            self.notify(summary.path.name, title="Exporting")
+            self._export(summary.path)
+
+    @work(thread=True, group="export")
+    def _export(self, session: Path) -> None:
         try:
-            paths = export_session(summary.path, gif=True, mp4=True)
+            paths = export_session(session, gif=True, mp4=True)
         except BadInput as exc:
             self.app.call_from_thread(self.notify, str(exc), title="Export", severity="error")
             return
         written = "\n".join(str(p) for p in paths) or "nothing to write"
-        self.app.call_from_thread(self.notify, written, title="Exported")
+        self.app.call_from_thread(self.notify, written, title=f"Exported {session.name}")
 
     def action_new_from_frame(self) -> None:
         summary, frame = self.current, self.selected_frame()
@@ -215,23 +283,11 @@ class SessionsScreen(LseScreen[None]):
         def start(experiment: str | None) -> None:
             if experiment is not None:
                 self.lse.open_form(summary.kind, experiment,
-                                   self.start_values(summary, experiment, embedding))
+                                   start_values(summary.path, experiment, embedding))
 
-        self.app.push_screen(ChoiceDialog(f"New experiment from {frame.stem}", choices,
-                                          current=summary.experiment), start)
-
-    def start_values(self, summary: SessionSummary, experiment: str,
-                     embedding: Path) -> dict[str, object]:
-        """The session's own config, starting from the frame's embeddings."""
-        try:
-            values = read_yaml(summary.path / "configs" / CONFIG_NAME)
-        except BadInput:
-            values = {}
-        values["exp_identifier"] = experiment
-        values.update({key: str(embedding) for key in FROM_FRAME_KEYS})
-        for key in FROM_FRAME_LISTS.get(experiment, ()):
-            values[key] = [str(embedding)]
-        return values
+        self.app.push_screen(ChoiceDialog(
+            f"New experiment from {frame_label(frame.stem)} of {summary.path.name}",
+            choices, current=summary.experiment), start)
 
     def action_reload(self) -> None:
         self.reload()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import resource
+import threading
 
+from textual.message import Message
 from textual.widgets import Static
 
 from lse_core.events import Loaded
@@ -36,7 +38,17 @@ def default_device() -> tuple[str, str]:
 
 
 class StatusLine(Static):
-    """Shows the model of the last run, or the device a run would use."""
+    """Shows the model of the last run, or the device a run would use.
+
+    Finding the device imports torch (seconds), so the line first says so and a
+    daemon thread finds it after the first paint: a Textual thread worker would
+    run in the event loop's executor, which quitting waits for.
+    """
+
+    class DeviceFound(Message):
+        def __init__(self, device: tuple[str, str]) -> None:
+            super().__init__()
+            self.device = device
 
     DEFAULT_CSS = """
     StatusLine {
@@ -52,16 +64,31 @@ class StatusLine(Static):
         super().__init__(id=id)
         self.loaded = loaded
         self.model_hint = model_hint
-        self.device = default_device()
+        self.device: tuple[str, str] | None = None
 
     def on_mount(self) -> None:
         self.refresh_status()
         self.set_interval(REFRESH_S, self.refresh_status)
+        self.call_after_refresh(self._find_device)
+
+    def _find_device(self) -> None:
+        def find() -> None:
+            self.post_message(self.DeviceFound(default_device()))
+
+        threading.Thread(target=find, name="lse-find-device", daemon=True).start()
+
+    def on_status_line_device_found(self, message: DeviceFound) -> None:
+        self.device = message.device
+        self.refresh_status()
 
     def refresh_status(self) -> None:
         if self.loaded is not None:
             device = self.loaded.device
             head = f"model {self.loaded.model_id} · {device} · {self.loaded.dtype}"
+        elif self.device is None:
+            device = None
+            model = self.model_hint or "none loaded"
+            head = f"model {model} (not loaded) · finding the device…"
         else:
             device = self.device[0]
             model = self.model_hint or "none loaded"

@@ -47,6 +47,13 @@ class ExperimentForm(LseScreen[None]):
                    ("space ⏎", "Turn a switch on or off; open a list"),
                    ("f1", "These keys, while typing in a field (? types a ?)"))
     BINDINGS = [
+        # Priority: the app moves the focus as it reads the key, before it hands on the
+        # next one. Otherwise the field being left receives the tab in its own queue and
+        # passes it up only after the keys typed behind it, which it keeps (issue 18.3).
+        Binding("tab", "app.focus_next", "Next field", show=False, priority=True,
+                id="form.next"),
+        Binding("shift+tab", "app.focus_previous", "Previous field", show=False,
+                priority=True, id="form.previous"),
         Binding("ctrl+r", "run", "Run", id="form.run"),
         Binding("ctrl+o", "pick_file", "Pick file", id="form.pick"),
         Binding("ctrl+l", "load", "Load YAML", id="form.load"),

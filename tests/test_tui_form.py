@@ -6,9 +6,10 @@ from pathlib import Path
 
 from lse_core.config import build_config, read_yaml
 from screens.form import ExperimentForm
+from screens.home import HomeScreen
 from screens.run_view import RunScreen
 from screens.sessions import SessionsScreen
-from test_tui_support import make_app, type_into
+from test_tui_support import make_app, send_key, type_into, wait_until
 
 
 BAD_VALUES = [  # field, text typed, words of the message
@@ -119,3 +120,41 @@ async def test_file_fields_take_a_picked_file(out: Path) -> None:
         await type_into(pilot, "#path", "start.safetensors")
         await pilot.press("enter")
         assert app.screen.rows["inter_prompts"].get_text() == "a fox\nstart.safetensors"
+
+
+async def test_keys_typed_at_full_speed_land_in_the_field_the_focus_bar_shows(out: Path) -> None:
+    """Tab, shift+tab, backspace and the arrows act before the next key is handled, however
+    fast keys come: each is posted as the terminal driver posts it, with no pause between."""
+    app = make_app(out)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("down", "down", "down", "down", "down", "right", "right", "enter")
+        form = app.screen
+        assert isinstance(form, ExperimentForm) and form.experiment == "outpaint-walk"
+        keys = ["prompts", "frames_per_prompt", "camera_actions", "frames_per_cam_action"]
+        editors = [form.rows[key].editor for key in keys]
+        first = form.focus_chain.index(editors[0])
+        assert [form.focus_chain.index(e) for e in editors] == list(range(first, first + 4))
+        editors[0].focus()
+        await pilot.pause()
+        typed = ["a", "tab", "5", "tab", "r", "i", "g", "h", "t", "tab", "2",
+                 "shift+tab", "shift+tab", "shift+tab", "backspace", "b",
+                 "tab", "tab", "tab", "3", "left", "1", "end", "4"]
+        for key in typed:
+            send_key(app, key)
+        await wait_until(pilot, lambda: form.rows["frames_per_cam_action"].get_text() == "2134",
+                         "the last key to arrive")
+        assert [form.rows[key].get_text() for key in keys] == ["b", "5", "right", "2134"]
+        assert app.focused is editors[3]
+
+        # One-line fields too: the prompt and its negative.
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen)
+                         and app.focused is app.screen.query_one("#experiments"), "home")
+        await pilot.press("up", "up", "up", "up", "up", "left", "left", "enter")
+        form = app.screen
+        assert form.experiment == "single-inference" and app.focused is form.rows["prompt"].editor
+        for key in ["a", "b", "backspace", "c", "home", "d", "tab", "n", "o", "backspace"]:
+            send_key(app, key)
+        await wait_until(pilot, lambda: form.rows["prompt"].get_text() == "dac|n",
+                         "the prompt and its negative")
+

@@ -93,7 +93,9 @@ class LseApp(App[int]):
                 return
             self.open_form(kind, experiment, data, replace=replace)
 
-        self.push_screen(PathDialog("Load a YAML config", YAML_SUFFIXES, start="configs/"), load)
+        # Nothing typed for the user: a path is typed from the working folder (→ completes
+        # it), the way `lse run` takes it; the tree below starts there too.
+        self.push_screen(PathDialog("Load a YAML config", YAML_SUFFIXES), load)
 
     def open_sessions(self, select: Path | None = None) -> None:
         from .sessions import SessionsScreen

@@ -3,6 +3,7 @@ confirm a step that cannot be undone."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -10,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
+from textual.suggester import Suggester
 from textual.widgets import DirectoryTree, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -26,12 +28,44 @@ class FileTree(DirectoryTree):
         self.suffixes = suffixes
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
-        return [p for p in paths if not p.name.startswith(".")
-                and (p.is_dir() or p.suffix.lower() in self.suffixes)]
+        return [p for p in paths if usable(p, self.suffixes)]
+
+
+def usable(path: Path, suffixes: tuple[str, ...]) -> bool:
+    """A folder, or a file a dialog asking for ``suffixes`` can take (hidden ones left out)."""
+    return not path.name.startswith(".") and (path.is_dir() or path.suffix.lower() in suffixes)
+
+
+def complete_path(typed: str, suffixes: tuple[str, ...], root: Path) -> str | None:
+    """``typed`` completed with the first folder or usable file whose name it starts,
+    relative to ``root`` (a folder gets its ``/``, so typing goes on inside it)."""
+    folder, start = typed.rpartition("/")[0::2]
+    where = Path(folder or ".").expanduser()
+    where = where if where.is_absolute() else root / where
+    try:
+        names = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in where.iterdir()
+                       if entry.name.startswith(start) and usable(entry, suffixes))
+    except OSError:
+        return None
+    return typed + names[0][len(start):] if names and typed else None
+
+
+class PathSuggester(Suggester):
+    """Completes a typed path from the folder it names, as a shell's tab does: → takes it."""
+
+    def __init__(self, suffixes: tuple[str, ...], root: Path) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+        self.suffixes = suffixes
+        self.root = root
+
+    async def get_suggestion(self, value: str) -> str | None:
+        # Reading a folder can wait on a slow disk: not on the UI thread.
+        return await asyncio.to_thread(complete_path, value, self.suffixes, self.root)
 
 
 class PathDialog(ModalScreen[Path | None]):
-    """Type a path, or walk the tree and press enter on a file."""
+    """Type a path (completed as typed, from the working folder), or walk the tree and
+    press enter on a file."""
 
     CSS_PATH = "dialogs.tcss"
     BINDINGS = [
@@ -50,9 +84,11 @@ class PathDialog(ModalScreen[Path | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(self.title_text, id="dialog-title")
-            yield Input(self.start, placeholder="path, then enter", id="path")
+            yield Input(self.start, placeholder="path, then enter", id="path",
+                        suggester=PathSuggester(self.suffixes, self.root))
             yield FileTree(self.root, self.suffixes)
-            yield Label("enter: choose · ctrl+t: browse · esc: cancel", classes="dialog-help")
+            yield Label("enter: choose · →: complete · ctrl+t: browse · esc: cancel",
+                        classes="dialog-help")
 
     def on_mount(self) -> None:
         path = self.query_one("#path", Input)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual import events
+from textual.widgets import Input
+
 from lse_core.config import build_config, read_yaml
 from screens.form import ExperimentForm
 from screens.home import HomeScreen
@@ -158,3 +161,20 @@ async def test_keys_typed_at_full_speed_land_in_the_field_the_focus_bar_shows(ou
         await wait_until(pilot, lambda: form.rows["prompt"].get_text() == "dac|n",
                          "the prompt and its negative")
 
+
+async def test_load_yaml_takes_a_path_from_the_working_folder_and_completes_it(out: Path) -> None:
+    app = make_app(out)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("l")
+        path = app.screen.query_one("#path", Input)
+        assert path.value == ""  # nothing typed for the user: the path is the user's own
+        await pilot.press(*"configs/inp")
+        await wait_until(pilot, lambda: path._suggestion == "configs/inpaint/", "a completion")
+        await pilot.press("right")  # takes the completion
+        assert path.value == "configs/inpaint/"
+        app.post_message(events.Paste("single_inference.yaml"))
+        await wait_until(pilot, lambda: path.value.endswith(".yaml"), "the pasted name")
+        await pilot.press("enter")
+        form = app.screen
+        assert isinstance(form, ExperimentForm)
+        assert (form.kind, form.experiment) == ("inpaint", "single-inference")

@@ -25,6 +25,7 @@ from lse_core.events import GenerationReady, WaitingForChoice
 from lse_core.choices import Choice, parse_choice
 
 from .dialogs import ChoiceDialog, ConfirmDialog, TextDialog
+from .frame_names import frame_label
 from .preview import image_widget_class, load_frame
 from .viewer import FrameViewer
 
@@ -56,16 +57,18 @@ def grid_layout(genes: int, width: int, height: int, aspect: float = 1.0) -> tup
 
 def lineage_rows(lineage: tuple[dict[str, Any], ...],
                  current: int | None = None) -> list[tuple[int, str]]:
-    """(node id, label) in tree order, children indented under their parent."""
+    """(node id, label) in tree order, children indented under their parent; ◀ marks
+    ``current``, the parent of the generation on screen."""
     children: dict[int | None, list[dict[str, Any]]] = {}
     for node in lineage:
         children.setdefault(node["parent"], []).append(node)
 
     def walk(parent: int | None, depth: int) -> Iterator[tuple[int, str]]:
         for node in children.get(parent, []):
-            label = f"{'  ' * depth}{node['id']}: {node['name']} · generation {node['generation']}"
+            # Short, so that a node is one line in the dialog at 80 columns.
+            label = f"{'  ' * depth}{node['id']}: {frame_label(node['name'])}"
             if node["id"] == current:
-                label += "  ◀ parent now"
+                label += " ◀ now"
             yield node["id"], label
             yield from walk(node["id"], depth + 1)
 

@@ -4,8 +4,10 @@ all land in ``run_app``; tests build the same app with ``create_app``."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -153,10 +155,20 @@ def create_app(model: str | None = None, graphics: str = "auto",
     return LseApp(model=model, graphics=graphics, sessions_dir=sessions_dir)
 
 
-def run_app(model: str | None, graphics: str) -> int:
-    """Run the TUI until the user quits; the exit code for ``lse``."""
+def run_app(model: str | None, graphics: str) -> NoReturn:
+    """Run the TUI until the user quits, then end the process with ``lse``'s exit code."""
     # textual-image asks the terminal what it can draw; Textual must not own it yet.
     image_widget_class(graphics)
     app = create_app(model=model, graphics=graphics)
     app.run()
-    return app.return_code or EXIT_DONE
+    leave(app.return_code or EXIT_DONE)
+
+
+def leave(code: int) -> NoReturn:
+    """End the process now. When the app has closed, a run it started has stopped and
+    its thread is joined (the run view's worker joins it, and asyncio waits for that),
+    so every file is written; what is left is the interpreter unloading torch and the
+    model module by module, seconds of a still terminal for nothing."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -37,6 +37,7 @@ from lse_core.events import (
 )
 from lse_core.choices import Choice
 
+from .clipboard import in_tmux, to_tmux_buffer, where_it_went
 from .evolution import EvolutionScreen, describe
 from .frame_names import frame_label, story_key
 from .preview import FramePreview
@@ -340,8 +341,17 @@ class RunScreen(Screen[str | None]):
 
     def action_copy_path(self) -> None:
         if self.session_dir is not None:
-            self.app.copy_to_clipboard(str(self.session_dir))
-            self.notify(str(self.session_dir), title="Session path copied")
+            path = str(self.session_dir)
+            self.app.copy_to_clipboard(path)  # OSC 52 to the terminal
+            self._copy_path_to_tmux(path)
+
+    @work(thread=True, group="copy")
+    def _copy_path_to_tmux(self, path: str) -> None:
+        tried = in_tmux()
+        problem = to_tmux_buffer(path) if tried else None
+        self.app.call_from_thread(self.notify, f"{path}\n{where_it_went(tried, problem)}",
+                                  title="Session path copied",
+                                  severity="warning" if problem else "information")
 
     def action_back(self) -> None:
         if not self.running:

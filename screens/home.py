@@ -64,6 +64,17 @@ def frames_text(summary: SessionSummary) -> str:
     return f"{summary.frames_done}/{planned}"
 
 
+def chosen(row: int, column: int) -> tuple[str, str] | None:
+    """The (kind, experiment) of a cell of the experiments table, when it can run."""
+    experiment = EXPERIMENTS[row]
+    kinds = [k for k in MODEL_KINDS if cell_text(experiment, k) == k]
+    if not kinds:
+        return None
+    # The name column opens the first kind the experiment supports.
+    kind = MODEL_KINDS[column - 1] if column > 0 else kinds[0]
+    return (kind, experiment) if kind in kinds else None
+
+
 class SessionsListed(Message):
     """The sessions folder's summaries, newest first, read by a thread worker."""
 
@@ -79,14 +90,30 @@ def read_sessions(root: Path) -> list[SessionSummary]:
     return list_sessions(root)
 
 
+class ExperimentsTable(DataTable):
+    """Experiments × model kinds; enter on a cell opens that form.
+
+    Enter is the table's own binding, handled in turn with the arrows before it
+    (a screen binding with priority ran ahead of them: down, down, enter typed
+    fast opened the experiment the cursor had left)."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Open form", id="home.open")]
+
+
+class RecentTable(DataTable):
+    """The latest sessions; enter opens the one under the cursor in the sessions browser."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Open in Sessions", id="home.recent")]
+
+
 class HomeScreen(LseScreen[None]):
     CSS_PATH = "home.tcss"
     HELP_TITLE = "Home"
     WIDGET_KEYS = (("← → ↑ ↓", "Choose an experiment and a model kind"),
+                   ("⏎", "Open the form of the experiment and model kind chosen"),
                    ("tab", "To the recent sessions and back"),
                    ("⏎ on a recent session", "Open it in the sessions browser"))
     BINDINGS = [
-        Binding("enter", "open_form", "Open form", id="home.open", priority=True),
         Binding("s", "sessions", "Sessions", id="home.sessions"),
         Binding("l", "load", "Load YAML", id="home.load"),
         Binding("q", "app.quit", "Quit", id="home.quit"),
@@ -95,10 +122,10 @@ class HomeScreen(LseScreen[None]):
     def compose(self) -> ComposeResult:
         yield Label("lse · Stable Diffusion Latent Space Explorer", id="home-title")
         yield Label("Experiments (arrows to choose, enter to open)", classes="home-heading")
-        yield DataTable(id="experiments", cursor_type="cell", zebra_stripes=True)
+        yield ExperimentsTable(id="experiments", cursor_type="cell", zebra_stripes=True)
         yield Static("", id="experiment-help")
         yield Label("Recent sessions (s: all sessions)", classes="home-heading")
-        yield DataTable(id="recent", cursor_type="row")
+        yield RecentTable(id="recent", cursor_type="row")
         yield StatusLine(self.lse.loaded, self.lse.model_override, id="status")
         yield Footer()
 
@@ -130,34 +157,19 @@ class HomeScreen(LseScreen[None]):
             experiment = EXPERIMENTS[event.coordinate.row]
             self.query_one("#experiment-help", Static).update(DESCRIPTIONS[experiment])
 
-    def selected(self) -> tuple[str, str] | None:
-        """The (kind, experiment) under the cursor, when it can run."""
-        table = self.query_one("#experiments", DataTable)
-        row, column = table.cursor_coordinate
-        experiment = EXPERIMENTS[row]
-        kinds = [k for k in MODEL_KINDS if cell_text(experiment, k) == k]
-        if not kinds:
-            return None
-        # The name column opens the first kind the experiment supports.
-        kind = MODEL_KINDS[column - 1] if column > 0 else kinds[0]
-        return (kind, experiment) if kind in kinds else None
-
-    def action_open_form(self) -> None:
-        if self.focused is self.query_one("#recent", DataTable):
-            self.open_recent()
+    def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
+        if event.data_table.id != "experiments":
             return
-        choice = self.selected()
+        choice = chosen(*event.coordinate)
         if choice is None:
             self.notify("This experiment does not run with this model kind here.",
                         severity="warning")
             return
         self.lse.open_form(*choice)
 
-    def open_recent(self) -> None:
-        recent = self.query_one("#recent", DataTable)
-        if recent.row_count:
-            key = recent.coordinate_to_cell_key(recent.cursor_coordinate).row_key.value
-            self.lse.open_sessions(Path(key))
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "recent" and event.row_key.value is not None:
+            self.lse.open_sessions(Path(event.row_key.value))
 
     def action_sessions(self) -> None:
         self.lse.open_sessions()

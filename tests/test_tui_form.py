@@ -178,3 +178,14 @@ async def test_load_yaml_takes_a_path_from_the_working_folder_and_completes_it(o
         form = app.screen
         assert isinstance(form, ExperimentForm)
         assert (form.kind, form.experiment) == ("inpaint", "single-inference")
+
+
+async def test_arrows_and_enter_typed_fast_on_home_open_the_experiment_they_reach(
+        out: Path) -> None:
+    app = make_app(out)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for key in ["down", "down", "down", "right", "enter"]:  # interpolation × img2img
+            send_key(app, key)
+        await wait_until(pilot, lambda: isinstance(app.screen, ExperimentForm)
+                         and app.screen.is_mounted and app.focused is not None, "a form")
+        assert (app.screen.experiment, app.screen.kind) == ("interpolation", "img2img")

@@ -9,13 +9,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn
 
-from textual.app import App, SystemCommand
+from textual import events
+from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
 from lse_core.events import Loaded
 from lse_core.progress import EXIT_DONE
 
+from .base import KeysBeforeFocus
 from .home import HomeScreen
 from .preview import GRAPHICS, image_widget_class
 
@@ -46,9 +48,34 @@ class LseApp(App[int]):
         self.graphics = graphics
         self.sessions_dir = sessions_dir
         self.loaded: Loaded | None = None
+        self.held_keys: list[events.Key] = []  # typed before the screen was ready
 
     def on_mount(self) -> None:
         self.push_screen(HomeScreen())
+
+    # keys typed before a screen is ready ---------------------------------------
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded and self.holding_keys():
+            self.held_keys.append(event)
+            return
+        await super().on_event(event)
+
+    def holding_keys(self) -> bool:
+        """Keys wait while the screen on top is being built (see KeysBeforeFocus)."""
+        try:
+            screen = self.screen
+        except ScreenStackError:
+            return False
+        return isinstance(screen, KeysBeforeFocus) and not screen.keys_released
+
+    async def release_held_keys(self) -> None:
+        """The screen on top has its focus: the keys held for it, in order, before any
+        typed later; a key that opens another screen holds the rest for that one."""
+        screen = self.screen
+        if isinstance(screen, KeysBeforeFocus):
+            screen.keys_released = True
+        while self.held_keys and not self.holding_keys():
+            await super().on_event(self.held_keys.pop(0))
 
     # navigation ---------------------------------------------------------------
     def form_values(self, values: dict[str, Any] | None) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from textual.suggester import Suggester
 from textual.widgets import DirectoryTree, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from .base import KeysBeforeFocus
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 EMBEDDING_SUFFIXES = (".safetensors", ".pt")
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -63,7 +65,7 @@ class PathSuggester(Suggester):
         return await asyncio.to_thread(complete_path, value, self.suffixes, self.root)
 
 
-class PathDialog(ModalScreen[Path | None]):
+class PathDialog(KeysBeforeFocus, ModalScreen[Path | None]):
     """Type a path (completed as typed, from the working folder), or walk the tree and
     press enter on a file."""
 
@@ -110,7 +112,7 @@ class PathDialog(ModalScreen[Path | None]):
         self.dismiss(None)
 
 
-class ChoiceDialog(ModalScreen[str | None]):
+class ChoiceDialog(KeysBeforeFocus, ModalScreen[str | None]):
     """Choose one of a few named options."""
 
     CSS_PATH = "dialogs.tcss"
@@ -139,7 +141,7 @@ class ChoiceDialog(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class TextDialog(ModalScreen[str | None]):
+class TextDialog(KeysBeforeFocus, ModalScreen[str | None]):
     """Type one line; ``check`` returns what is wrong with it (shown, the dialog stays) or None."""
 
     CSS_PATH = "dialogs.tcss"

@@ -17,7 +17,7 @@ from lse_core.config import ExperimentConfig, build_config
 from lse_core.errors import BadInput
 from lse_core.session import atomic_write_text
 
-from .base import LseScreen
+from .base import KeysBeforeFocus, LseScreen
 from .dialogs import EMBEDDING_SUFFIXES, IMAGE_SUFFIXES, YAML_SUFFIXES, PathDialog
 from .fields import SCREEN_KEYS, format_value, key_in_message, parse_value, sections_for
 from .form_fields import FieldRow
@@ -33,7 +33,7 @@ def experiment_yaml(cfg: ExperimentConfig, keys: list[str]) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-class ExperimentForm(LseScreen[None]):
+class ExperimentForm(KeysBeforeFocus, LseScreen[None]):
     """The keys one experiment reads, and nothing else: keys of another
     experiment in a loaded YAML are neither run nor saved.
 

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Label, Static
 
 from lse_core.config import EXPERIMENTS, MODEL_KINDS
 
-from .base import LseScreen
+from .base import KeysBeforeFocus, LseScreen
 from .status import StatusLine
 from .texts import DESCRIPTIONS
 
@@ -90,42 +90,33 @@ def read_sessions(root: Path) -> list[SessionSummary]:
     return list_sessions(root)
 
 
-class ExperimentsTable(DataTable):
-    """Experiments × model kinds; enter on a cell opens that form.
+class HomeScreen(KeysBeforeFocus, LseScreen[None]):
+    """Every key of home is a priority binding: the app acts on each as it reads it, in
+    the order typed. A table's own bindings run only once a key has bubbled back to
+    the app, behind later keys: `down down enter` typed at once opened the experiment
+    the cursor was leaving, and keys typed after enter stayed on home."""
 
-    Enter is the table's own binding, handled in turn with the arrows before it
-    (a screen binding with priority ran ahead of them: down, down, enter typed
-    fast opened the experiment the cursor had left)."""
-
-    BINDINGS = [Binding("enter", "select_cursor", "Open form", id="home.open")]
-
-
-class RecentTable(DataTable):
-    """The latest sessions; enter opens the one under the cursor in the sessions browser."""
-
-    BINDINGS = [Binding("enter", "select_cursor", "Open in Sessions", id="home.recent")]
-
-
-class HomeScreen(LseScreen[None]):
     CSS_PATH = "home.tcss"
     HELP_TITLE = "Home"
-    WIDGET_KEYS = (("← → ↑ ↓", "Choose an experiment and a model kind"),
-                   ("⏎", "Open the form of the experiment and model kind chosen"),
-                   ("tab", "To the recent sessions and back"),
-                   ("⏎ on a recent session", "Open it in the sessions browser"))
+    WIDGET_KEYS = (("⏎ on a recent session", "Open it in the sessions browser"),)
     BINDINGS = [
-        Binding("s", "sessions", "Sessions", id="home.sessions"),
-        Binding("l", "load", "Load YAML", id="home.load"),
-        Binding("q", "app.quit", "Quit", id="home.quit"),
+        Binding("enter", "choose", "Open form", id="home.open", priority=True),
+        Binding("s", "sessions", "Sessions", id="home.sessions", priority=True),
+        Binding("l", "load", "Load YAML", id="home.load", priority=True),
+        Binding("q", "app.quit", "Quit", id="home.quit", priority=True),
+        *[Binding(key, f"move('{key}')", "Choose an experiment and a model kind", show=False,
+                  priority=True, id=f"home.{key}") for key in ("up", "down", "left", "right")],
+        Binding("tab,shift+tab", "app.focus_next", "To the recent sessions and back",
+                show=False, priority=True, id="home.next"),
     ]
 
     def compose(self) -> ComposeResult:
         yield Label("lse · Stable Diffusion Latent Space Explorer", id="home-title")
         yield Label("Experiments (arrows to choose, enter to open)", classes="home-heading")
-        yield ExperimentsTable(id="experiments", cursor_type="cell", zebra_stripes=True)
+        yield DataTable(id="experiments", cursor_type="cell", zebra_stripes=True)
         yield Static("", id="experiment-help")
         yield Label("Recent sessions (s: all sessions)", classes="home-heading")
-        yield RecentTable(id="recent", cursor_type="row")
+        yield DataTable(id="recent", cursor_type="row")
         yield StatusLine(self.lse.loaded, self.lse.model_override, id="status")
         yield Footer()
 
@@ -157,19 +148,26 @@ class HomeScreen(LseScreen[None]):
             experiment = EXPERIMENTS[event.coordinate.row]
             self.query_one("#experiment-help", Static).update(DESCRIPTIONS[experiment])
 
-    def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
-        if event.data_table.id != "experiments":
+    def action_move(self, key: str) -> None:
+        table = self.focused
+        if isinstance(table, DataTable):
+            getattr(table, f"action_cursor_{key}")()
+
+    def action_choose(self) -> None:
+        """Enter: the form of the cell chosen, or the recent session in the browser."""
+        table = self.focused
+        if not isinstance(table, DataTable) or not table.row_count:
             return
-        choice = chosen(*event.coordinate)
+        if table.id == "recent":
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+            self.lse.open_sessions(Path(key))
+            return
+        choice = chosen(*table.cursor_coordinate)
         if choice is None:
             self.notify("This experiment does not run with this model kind here.",
                         severity="warning")
             return
         self.lse.open_form(*choice)
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.data_table.id == "recent" and event.row_key.value is not None:
-            self.lse.open_sessions(Path(event.row_key.value))
 
     def action_sessions(self) -> None:
         self.lse.open_sessions()

@@ -189,3 +189,14 @@ async def test_arrows_and_enter_typed_fast_on_home_open_the_experiment_they_reac
         await wait_until(pilot, lambda: isinstance(app.screen, ExperimentForm)
                          and app.screen.is_mounted and app.focused is not None, "a form")
         assert (app.screen.experiment, app.screen.kind) == ("interpolation", "img2img")
+
+
+async def test_keys_typed_while_a_form_opens_reach_its_first_field(out: Path) -> None:
+    app = make_app(out)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: bool(app.screen_stack) and app.focused is not None, "home")
+        for key in ["enter", *"a fox", "tab", *"fog"]:  # before the form is even built
+            send_key(app, key)
+        await wait_until(pilot, lambda: isinstance(app.screen, ExperimentForm)
+                         and app.screen.rows["prompt"].get_text() == "a fox|fog", "the prompt",
+                         timeout=10)

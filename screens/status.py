@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import resource
@@ -44,8 +45,10 @@ print(json.dumps([str(device), str(pick_dtype(None, device)).removeprefix("torch
 UNKNOWN_DEVICE = ("device unknown", "?")
 
 
+@functools.cache
 def default_device() -> tuple[str, str]:
-    """Where a run goes unless told otherwise (the core's own choice): (device, dtype)."""
+    """Where a run goes unless told otherwise (the core's own choice): (device, dtype).
+    Asked once per process (a child Python importing torch costs seconds of CPU)."""
     try:
         result = subprocess.run([sys.executable, "-c", DEVICE_PROBE], capture_output=True,
                                 text=True, timeout=DEVICE_PROBE_TIMEOUT_S)

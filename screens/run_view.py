@@ -341,7 +341,7 @@ class RunScreen(Screen[str | None]):
 
     def action_copy_path(self) -> None:
         if self.session_dir is not None:
-            path = str(self.session_dir)
+            path = str(self.session_dir.resolve())  # pasted anywhere, not only here
             self.app.copy_to_clipboard(path)  # OSC 52 to the terminal
             self._copy_path_to_tmux(path)
 

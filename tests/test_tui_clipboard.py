@@ -15,9 +15,11 @@ from test_tui_support import ScriptedRun, make_app, wait_until
 
 
 async def press_y(tmp_path: Path) -> tuple[str, list[str], str | None]:
-    """(the session path, what the app said, what it sent as OSC 52) after `y` mid-run."""
-    session = tmp_path / "sessions" / "2026-01-02_03-04-05_txt2img_single-inference"
-    app = make_app(tmp_path / "sessions")
+    """(the session's absolute path, what the app said, what it sent as OSC 52) after `y`
+    mid-run, with the session given relative to the working folder, as lse gives it."""
+    name = "2026-01-02_03-04-05_txt2img_single-inference"
+    session = Path("sessions") / name
+    app = make_app(Path("sessions"))
     said: list[str] = []
     app.notify = lambda message, **options: said.append(message)  # type: ignore[method-assign]
     async with app.run_test(size=(80, 24)) as pilot:
@@ -26,12 +28,13 @@ async def press_y(tmp_path: Path) -> tuple[str, list[str], str | None]:
         await wait_until(pilot, lambda: app.screen.session_dir == session, "the session")
         await pilot.press("y")
         await wait_until(pilot, lambda: bool(said), "the status line")
-    return str(session), said, app.clipboard
+    return str(tmp_path.resolve() / "sessions" / name), said, app.clipboard
 
 
 async def test_y_outside_tmux_says_the_path_went_to_the_terminal(tmp_path: Path,
                                                                  monkeypatch) -> None:
     monkeypatch.delenv("TMUX", raising=False)
+    monkeypatch.chdir(tmp_path)
     path, said, clipboard = await press_y(tmp_path)
     assert clipboard == path
     assert said == [f"{path}\nsent to the terminal's clipboard (OSC 52, where the terminal "
@@ -46,6 +49,7 @@ async def test_y_inside_tmux_puts_the_path_in_tmuxs_paste_buffer(tmp_path: Path,
                     "sleep 120"], check=True)
     try:
         monkeypatch.setenv("TMUX", f"{socket},0,0")  # as tmux sets it for its panes
+        monkeypatch.chdir(tmp_path)
         path, said, clipboard = await press_y(tmp_path)
         buffer = subprocess.run(["tmux", "-S", str(socket), "show-buffer"], capture_output=True,
                                 text=True, check=True).stdout

@@ -15,6 +15,11 @@ class BadInput(Exception):
         self.key = key
 
 
+class RenderFault(Exception):
+    """Rendering went wrong in a way the user can fix (CLI exit code 1); the message is the
+    whole line."""
+
+
 class Cancelled(Exception):
     """The run was asked to stop; finished frames are kept."""
 

@@ -174,6 +174,19 @@ def read_image(path: Path) -> Any:
         raise BadInput(f"{shown_path(path)}: not a readable image ({exc.__class__.__name__})") from None
 
 
+def image_size(path: Path) -> tuple[int, int]:
+    """An image's size from its header alone (nothing is decoded)."""
+    from PIL import Image
+
+    with open_binary(path, MAX_IMAGE_BYTES) as handle:
+        try:
+            with Image.open(handle) as image:
+                return image.size
+        except Exception as exc:  # PIL raises many kinds for a damaged file
+            raise BadInput(f"{shown_path(path)}: not a readable image "
+                           f"({exc.__class__.__name__})") from None
+
+
 def read_tensors(path: Path) -> dict[str, Any]:
     """A ``.safetensors`` file's tensors, read from bounded bytes."""
     from safetensors.torch import load

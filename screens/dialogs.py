@@ -3,6 +3,7 @@ confirm a step that cannot be undone."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -10,9 +11,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
+from textual.suggester import Suggester
 from textual.widgets import DirectoryTree, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from .base import KeysBeforeFocus
 from .texts import plain
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -28,12 +31,44 @@ class FileTree(DirectoryTree):
         self.suffixes = suffixes
 
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
-        return [p for p in paths if not p.name.startswith(".")
-                and (p.is_dir() or p.suffix.lower() in self.suffixes)]
+        return [p for p in paths if usable(p, self.suffixes)]
 
 
-class PathDialog(ModalScreen[Path | None]):
-    """Type a path, or walk the tree and press enter on a file."""
+def usable(path: Path, suffixes: tuple[str, ...]) -> bool:
+    """A folder, or a file a dialog asking for ``suffixes`` can take (hidden ones left out)."""
+    return not path.name.startswith(".") and (path.is_dir() or path.suffix.lower() in suffixes)
+
+
+def complete_path(typed: str, suffixes: tuple[str, ...], root: Path) -> str | None:
+    """``typed`` completed with the first folder or usable file whose name it starts,
+    relative to ``root`` (a folder gets its ``/``, so typing goes on inside it)."""
+    folder, start = typed.rpartition("/")[0::2]
+    where = Path(folder or ".").expanduser()
+    where = where if where.is_absolute() else root / where
+    try:
+        names = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in where.iterdir()
+                       if entry.name.startswith(start) and usable(entry, suffixes))
+    except OSError:
+        return None
+    return typed + names[0][len(start):] if names and typed else None
+
+
+class PathSuggester(Suggester):
+    """Completes a typed path from the folder it names, as a shell's tab does: → takes it."""
+
+    def __init__(self, suffixes: tuple[str, ...], root: Path) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+        self.suffixes = suffixes
+        self.root = root
+
+    async def get_suggestion(self, value: str) -> str | None:
+        # Reading a folder can wait on a slow disk: not on the UI thread.
+        return await asyncio.to_thread(complete_path, value, self.suffixes, self.root)
+
+
+class PathDialog(KeysBeforeFocus, ModalScreen[Path | None]):
+    """Type a path (completed as typed, from the working folder), or walk the tree and
+    press enter on a file."""
 
     CSS_PATH = "dialogs.tcss"
     BINDINGS = [
@@ -52,9 +87,11 @@ class PathDialog(ModalScreen[Path | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(plain(self.title_text), id="dialog-title")
-            yield Input(self.start, placeholder="path, then enter", id="path")
+            yield Input(self.start, placeholder="path, then enter", id="path",
+                        suggester=PathSuggester(self.suffixes, self.root))
             yield FileTree(self.root, self.suffixes)
-            yield Label("enter: choose · ctrl+t: browse · esc: cancel", classes="dialog-help")
+            yield Label("enter: choose · →: complete · ctrl+t: browse · esc: cancel",
+                        classes="dialog-help")
 
     def on_mount(self) -> None:
         path = self.query_one("#path", Input)
@@ -76,7 +113,7 @@ class PathDialog(ModalScreen[Path | None]):
         self.dismiss(None)
 
 
-class ChoiceDialog(ModalScreen[str | None]):
+class ChoiceDialog(KeysBeforeFocus, ModalScreen[str | None]):
     """Choose one of a few named options."""
 
     CSS_PATH = "dialogs.tcss"
@@ -105,7 +142,7 @@ class ChoiceDialog(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class TextDialog(ModalScreen[str | None]):
+class TextDialog(KeysBeforeFocus, ModalScreen[str | None]):
     """Type one line; ``check`` returns what is wrong with it (shown, the dialog stays) or None."""
 
     CSS_PATH = "dialogs.tcss"

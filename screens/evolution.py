@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Iterator
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical
 from textual.events import Resize
+from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Label, Static
@@ -54,16 +56,18 @@ def grid_layout(genes: int, width: int, height: int, aspect: float = 1.0) -> tup
 
 def lineage_rows(lineage: tuple[dict[str, Any], ...],
                  current: int | None = None) -> list[tuple[int, str]]:
-    """(node id, label) in tree order, children indented under their parent."""
+    """(node id, label) in tree order, children indented under their parent; ◀ marks
+    ``current``, the parent of the generation on screen."""
     children: dict[int | None, list[dict[str, Any]]] = {}
     for node in lineage:
         children.setdefault(node["parent"], []).append(node)
 
     def walk(parent: int | None, depth: int) -> Iterator[tuple[int, str]]:
         for node in children.get(parent, []):
-            label = f"{'  ' * depth}{node['id']}: {node['name']} · generation {node['generation']}"
+            # Short, so that a node is one line in the dialog at 80 columns.
+            label = f"{'  ' * depth}{node['id']}: {node.get('label', node['name'])}"
             if node["id"] == current:
-                label += "  ◀ parent now"
+                label += " ◀ now"
             yield node["id"], label
             yield from walk(node["id"], depth + 1)
 
@@ -103,7 +107,15 @@ class GeneTile(Vertical):
 
 class EvolutionScreen(Screen[Choice | None]):
     """All genes of one generation; dismissed with the user's ``Choice``, or None
-    when left with esc (the run keeps waiting for the answer)."""
+    when left with esc (the run keeps waiting for the answer).
+
+    The tiles come first, empty; a thread worker decodes the genes' pictures and
+    they fill in, so keys are answered from the first moment."""
+
+    class GenesDecoded(Message):
+        def __init__(self, images: list[Any]) -> None:
+            super().__init__()
+            self.images = images
 
     CSS_PATH = "evolution.tcss"
     HELP_TITLE = "Diffevolution grid"
@@ -149,14 +161,15 @@ class EvolutionScreen(Screen[Choice | None]):
         self.selected = 0
         self.columns = 1
         self.parent_node = waiting.parent
+        self.decoded = False  # every gene's picture is in its tile
 
     def compose(self) -> ComposeResult:
         parent = f" · parent node {self.parent_node}" if self.parent_node is not None else ""
         yield Label(f"diffevolution · generation {self.waiting.generation}{parent} · "
                     f"{len(self.ready.names)} genes", id="evo-title")
         with Container(id="genes"):
-            for gene, path in enumerate(self.ready.paths):
-                image = (self.image_class(load_frame(path), classes="gene-image")
+            for gene in range(len(self.ready.paths)):
+                image = (self.image_class(classes="gene-image")
                          if self.image_class is not None else None)
                 yield GeneTile(gene, image)
         yield Static(id="evo-status")
@@ -165,14 +178,30 @@ class EvolutionScreen(Screen[Choice | None]):
 
     def on_mount(self) -> None:
         self._select(0)
+        if self.image_class is not None:
+            self._decode_genes()
+        else:
+            self.decoded = True
+
+    @work(thread=True, exclusive=True, group="genes")
+    def _decode_genes(self) -> None:
+        self.post_message(self.GenesDecoded([load_frame(path) for path in self.ready.paths]))
+
+    def on_evolution_screen_genes_decoded(self, message: GenesDecoded) -> None:
+        for tile, image in zip(self.query(GeneTile), message.images):
+            tile.image.image = image  # type: ignore[union-attr]
+        self.decoded = True
+        self._lay_out(self.size.width, self.size.height)
 
     def on_resize(self, event: Resize) -> None:
+        self._lay_out(event.size.width, event.size.height)
+
+    def _lay_out(self, width: int, height: int) -> None:
         genes = len(self.ready.names)
         first = next((image for image in self.query(".gene-image")
                       if getattr(image, "image", None) is not None), None)
         aspect = first.image.height / first.image.width if first is not None else 1.0
-        columns, side = grid_layout(genes, event.size.width, event.size.height - CHROME_ROWS,
-                                    aspect)
+        columns, side = grid_layout(genes, width, height - CHROME_ROWS, aspect)
         compact = self.image_class is None or side < MIN_PREVIEW
         self.columns = 1 if compact else columns
         self.set_class(compact, "-compact")

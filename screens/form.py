@@ -17,7 +17,7 @@ from lse_core.config import ExperimentConfig, build_config
 from lse_core.errors import BadInput
 from lse_core.session import atomic_write_text
 
-from .base import LseScreen
+from .base import KeysBeforeFocus, LseScreen
 from .dialogs import EMBEDDING_SUFFIXES, IMAGE_SUFFIXES, YAML_SUFFIXES, PathDialog
 from .fields import SCREEN_KEYS, format_value, parse_value, sections_for
 from .form_fields import FieldRow
@@ -33,7 +33,7 @@ def experiment_yaml(cfg: ExperimentConfig, keys: list[str]) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-class ExperimentForm(LseScreen[None]):
+class ExperimentForm(KeysBeforeFocus, LseScreen[None]):
     """The keys one experiment reads, and nothing else: keys of another
     experiment in a loaded YAML are neither run nor saved.
 
@@ -47,6 +47,13 @@ class ExperimentForm(LseScreen[None]):
                    ("space ⏎", "Turn a switch on or off; open a list"),
                    ("f1", "These keys, while typing in a field (? types a ?)"))
     BINDINGS = [
+        # Priority: the app moves the focus as it reads the key, before it hands on the
+        # next one. Otherwise the field being left receives the tab in its own queue and
+        # passes it up only after the keys typed behind it, which it keeps (issue 18.3).
+        Binding("tab", "app.focus_next", "Next field", show=False, priority=True,
+                id="form.next"),
+        Binding("shift+tab", "app.focus_previous", "Previous field", show=False,
+                priority=True, id="form.previous"),
         Binding("ctrl+r", "run", "Run", id="form.run"),
         Binding("ctrl+o", "pick_file", "Pick file", id="form.pick"),
         Binding("ctrl+l", "load", "Load YAML", id="form.load"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.suggester import SuggestFromList
 from textual.containers import Horizontal, Vertical
@@ -23,6 +24,31 @@ def _local_models() -> SuggestFromList:
 
 def on_off(value: bool) -> str:
     return "on" if value else "off"
+
+
+class KeysInOrder:
+    """Mixed into an editor (before it): an editor that runs its own key bindings (backspace, arrows, delete …) as each
+    key arrives, in the order typed.
+
+    Textual inserts a printable key in the widget's ``_on_key`` but runs a bound key
+    only once the key has bubbled back up to the app, behind any keys typed after
+    it: typed fast (or with the app busy), ``ab⌫c`` became ``ab`` instead of ``ac``.
+    """
+
+    async def _on_key(self: Widget, event: events.Key) -> None:  # type: ignore[misc]
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            if not binding.priority and await self.app.run_action(binding.action, self):
+                event.stop()
+                event.prevent_default()  # the editor's own handler must not see it again
+                return
+
+
+class FieldInput(KeysInOrder, Input):
+    """A one-line field whose keys are handled in the order they were typed."""
+
+
+class FieldTextArea(KeysInOrder, TextArea):
+    """A one-item-per-line field whose keys are handled in the order they were typed."""
 
 
 class FieldRow(Vertical):
@@ -63,18 +89,19 @@ class FieldRow(Vertical):
             yield Select([(c, c) for c in (*spec.choices, *unknown)], value=value,
                          allow_blank=False, id=f"edit-{key}", compact=True)
         elif spec.kind == "list":
-            yield TextArea(text, id=f"edit-{key}", compact=True, soft_wrap=False,
-                           classes="list-editor")
+            yield FieldTextArea(text, id=f"edit-{key}", compact=True, soft_wrap=False,
+                                classes="list-editor")
         elif spec.kind == "prompt":
             positive, negative = split_prompt(text)
             with Vertical(classes="prompt-pair"):
-                yield Input(positive, placeholder="prompt, e.g. a red circle on a white background",
-                            id=f"edit-{key}", compact=True)
-                yield Input(negative, placeholder="negative prompt (optional)",
-                            id="edit-negative", compact=True)
+                yield FieldInput(positive,
+                                 placeholder="prompt, e.g. a red circle on a white background",
+                                 id=f"edit-{key}", compact=True)
+                yield FieldInput(negative, placeholder="negative prompt (optional)",
+                                 id="edit-negative", compact=True)
         else:
-            yield Input(text, placeholder=spec.placeholder, id=f"edit-{key}", compact=True,
-                        suggester=_local_models() if key == "model_id" else None)
+            yield FieldInput(text, placeholder=spec.placeholder, id=f"edit-{key}", compact=True,
+                             suggester=_local_models() if key == "model_id" else None)
 
     @property
     def picks_files(self) -> bool:

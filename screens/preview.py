@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image as PILImage
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import Container, Vertical
+from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -38,19 +40,41 @@ def image_widget_class(graphics: str) -> type[Widget] | None:
 
 def load_frame(path: Path) -> PILImage.Image | None:
     """A saved frame, or None when it is gone or unreadable (the caption says so). Read
-    as the core reads session files: no link followed, no FIFO opened, size bounded."""
+    as the core reads session files: no link followed, no FIFO opened, size bounded.
+
+    Decoding takes milliseconds to tens of them: call it from a thread worker."""
     try:
         return safe_files.read_image(path)
     except (BadInput, OSError):
         return None
 
 
+def frame_size(path: Path) -> tuple[int, int] | None:
+    """A saved frame's size from its header alone (nothing is decoded), or None."""
+    try:
+        return safe_files.image_size(path)
+    except (BadInput, OSError):
+        return None
+
+
+def size_text(size: tuple[int, int] | None) -> str:
+    return f"{size[0]}×{size[1]}" if size is not None else "unreadable"
+
+
 class FramePreview(Vertical):
     """The frame's image, as large as its space allows, above a caption naming it.
 
     The caption gives the frame's label and size, then its file name, or its
-    full path with ``full_path`` (the frame viewer has the room for it).
+    full path with ``full_path`` (the frame viewer has the room for it). A frame
+    given only by its path is decoded by a thread worker; the caption is
+    written at once, from the file's header.
     """
+
+    class Decoded(Message):
+        def __init__(self, request: int, image: PILImage.Image | None) -> None:
+            super().__init__()
+            self.request = request
+            self.image = image
 
     DEFAULT_CSS = """
     FramePreview {
@@ -76,6 +100,8 @@ class FramePreview(Vertical):
         self.image_class = image_widget_class(graphics)
         self.full_path = full_path
         self.caption_text = "no frame yet"
+        self.requests = 0  # the latest show(); a decode for an earlier one is dropped
+        self.pending = False  # a decode is under way
 
     def compose(self) -> ComposeResult:
         if self.image_class is not None:
@@ -84,17 +110,40 @@ class FramePreview(Vertical):
         yield Static(self.caption_text, classes="preview-caption")
 
     def show(self, label: str, path: Path, image: PILImage.Image | None = None) -> None:
-        """Show one frame, captioned with its label; without ``image`` it is read from ``path``."""
-        image = image if image is not None else load_frame(path)
-        size = f"{image.width}×{image.height}" if image is not None else "unreadable"
+        """Show one frame, captioned with its label; without ``image`` it is decoded from ``path`` off the UI thread."""
+        self.requests += 1
+        size = image.size if image is not None else frame_size(path)
         where = str(path) if self.full_path else path.name
-        self.caption_text = f"{label} · {size}\n{where}"
-        self.query_one(".preview-caption", Static).update(plain(self.caption_text))
-        if self.image_class is not None:
-            self.query_one(".preview-image").image = image  # type: ignore[attr-defined]
+        self._caption(f"{label} · {size_text(size)}\n{where}")
+        if self.image_class is None:
+            return
+        if image is not None or size is None:
+            self.pending = False
+            self._set_image(image)
+        else:
+            self.pending = True
+            self._decode(self.requests, path)
+
+    @work(thread=True, exclusive=True, group="decode")
+    def _decode(self, request: int, path: Path) -> None:
+        self.post_message(self.Decoded(request, load_frame(path)))
+
+    def on_frame_preview_decoded(self, message: Decoded) -> None:
+        message.stop()
+        if message.request == self.requests:
+            self.pending = False
+            self._set_image(message.image)
 
     def clear(self, message: str) -> None:
-        self.caption_text = message
-        self.query_one(".preview-caption", Static).update(plain(message))
+        self.requests += 1
+        self.pending = False
+        self._caption(message)
         if self.image_class is not None:
-            self.query_one(".preview-image").image = None  # type: ignore[attr-defined]
+            self._set_image(None)
+
+    def _caption(self, text: str) -> None:
+        self.caption_text = text
+        self.query_one(".preview-caption", Static).update(plain(text))
+
+    def _set_image(self, image: PILImage.Image | None) -> None:
+        self.query_one(".preview-image").image = image  # type: ignore[attr-defined]

@@ -40,6 +40,7 @@ from lse_core.choices import Choice
 from lse_core.errors import BadInput, printable
 from lse_core.frames import FrameRecord
 
+from .clipboard import in_tmux, to_tmux_buffer, where_it_went
 from .evolution import EvolutionScreen, describe
 from .preview import FramePreview
 from .run_progress import RunProgress
@@ -357,9 +358,18 @@ class RunScreen(Screen[BadInput | None]):
 
     def action_copy_path(self) -> None:
         if self.session_dir is not None:
-            self.app.copy_to_clipboard(str(self.session_dir))
-            self.notify(printable(str(self.session_dir)), title="Session path copied",
-                        markup=False)
+            path = str(self.session_dir.resolve())  # pasted anywhere, not only here
+            self.app.copy_to_clipboard(path)  # OSC 52 to the terminal
+            self._copy_path_to_tmux(path)
+
+    @work(thread=True, group="copy")
+    def _copy_path_to_tmux(self, path: str) -> None:
+        tried = in_tmux()
+        problem = to_tmux_buffer(path) if tried else None
+        self.app.call_from_thread(self.notify,
+                                  f"{printable(path)}\n{where_it_went(tried, problem)}",
+                                  title="Session path copied", markup=False,
+                                  severity="warning" if problem else "information")
 
     def action_back(self) -> None:
         if not self.running:

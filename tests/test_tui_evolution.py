@@ -14,7 +14,7 @@ from lse_core.events import Finished
 from screens.dialogs import ConfirmDialog
 from screens.run_view import RunScreen
 from screens.sessions import SessionsScreen
-from test_tui_support import grid_ready, make_app, manifest, send_key, wait_until
+from test_tui_support import grid_ready, make_app, manifest, open_browser, send_key, wait_until
 
 CONFIG = "configs/txt2img/diffevolution.yaml"
 
@@ -102,9 +102,9 @@ def test_a_finished_diffevolution_continues_from_the_sessions_browser(out: Path)
 async def continue_in_the_browser(out: Path, session: Path) -> None:
     app = make_app(out)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("s")
+        await open_browser(pilot)
         browser = app.screen
-        assert isinstance(browser, SessionsScreen) and browser.current.path == session
+        assert browser.current.path == session
         assert [b.binding.description for b in browser.active_bindings.values()
                 if b.binding.key == "r"] == ["Continue"]
         send_key(app, "r")
@@ -146,6 +146,7 @@ async def press_r_on_a_finished_single_inference(out: Path) -> None:
     said: list[str] = []
     app.notify = lambda message, **options: said.append(message)  # type: ignore[method-assign]
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("s", "r")
+        await open_browser(pilot)
+        await pilot.press("r")
         assert isinstance(app.screen, SessionsScreen)
         assert said and "finished: nothing to resume" in said[0]

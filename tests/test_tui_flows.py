@@ -14,9 +14,9 @@ from screens.evolution import EvolutionScreen, GeneTile
 from screens.form import ExperimentForm
 from screens.preview import FramePreview
 from screens.run_view import RunScreen
-from screens.sessions import SessionsScreen
-from test_tui_support import (grid_ready, make_app, manifest, run_to_end, send_key,
-                              start_slow_single_inference, type_into, wait_until)
+from test_tui_support import (browser_ready, grid_ready, make_app, manifest, open_browser,
+                              run_to_end, send_key, start_slow_single_inference, type_into,
+                              wait_until)
 
 
 async def test_single_inference_from_home_to_saved_frame(out: Path) -> None:
@@ -75,8 +75,8 @@ async def test_interpolation_loaded_from_yaml_runs_and_exports(out: Path) -> Non
 
         # The sessions browser writes the GIF again from the saved frames.
         gif.unlink()
-        await pilot.press("escape", "escape", "s")
-        assert isinstance(app.screen, SessionsScreen)
+        await pilot.press("escape", "escape")
+        await open_browser(pilot)
         await pilot.press("e")
         await wait_until(pilot, gif.is_file, "the exported GIF")
 
@@ -118,9 +118,9 @@ async def test_resume_from_the_sessions_browser_finishes_the_session(out: Path) 
         assert manifest(session)["state"] == "interrupted"
         done_before = manifest(session)["frames_done"]
 
-        await pilot.press("escape", "escape", "s")
+        await pilot.press("escape", "escape")
+        await open_browser(pilot)
         browser = app.screen
-        assert isinstance(browser, SessionsScreen)
         assert browser.current.path == session and browser.current.state == "interrupted"
         await pilot.press("r")
         await run_to_end(pilot)
@@ -129,7 +129,8 @@ async def test_resume_from_the_sessions_browser_finishes_the_session(out: Path) 
         assert len(run.frames) == 6  # the saved frames are listed again, then the rest
         await pilot.press("escape")
         assert app.screen is browser
-        assert browser.current.state == "done"
+        await wait_until(pilot, lambda: browser_ready(app) and browser.current.state == "done",
+                         "the browser to list the finished session")
 
     assert manifest(session)["state"] == "done"
     assert manifest(session)["frames_done"] == 6 > done_before
@@ -149,13 +150,18 @@ async def test_new_experiment_from_a_saved_frame_without_images(out: Path) -> No
         preview = app.screen.query_one("#preview", FramePreview)
         assert not preview.query(".preview-image")
         assert preview.caption_text.startswith("image 0 · 64×64\n")
-        await pilot.press("escape", "escape", "s", "n")
+        await pilot.press("escape", "escape")
+        await open_browser(pilot)
+        await pilot.press("n")
         await pilot.press("enter")  # the dialog offers the session's own experiment first
         form = app.screen
         assert isinstance(form, ExperimentForm)
         embedding = first / "embeddings" / "output-0_diffstep-2.safetensors"
         assert form.rows["load_prompt_embeds"].get_text() == str(embedding)
         assert form.rows["load_latent_noise"].get_text() == str(embedding)
+        # Only the frame comes from the session: the steps are the experiment's default again.
+        assert form.rows["diffusion_steps"].get_text() == ""
+        await type_into(pilot, "#edit-diffusion_steps", "2")
         await pilot.press("ctrl+r")
         await run_to_end(pilot)
         assert isinstance(app.screen.final, Finished), app.screen.final

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual import events
+from textual.widgets import Input
+
 from lse_core.config import build_config, read_yaml
 from screens.form import ExperimentForm
+from screens.home import HomeScreen
 from screens.run_view import RunScreen
 from screens.sessions import SessionsScreen
-from test_tui_support import make_app, type_into
+from test_tui_support import make_app, send_key, type_into, wait_until
 
 
 BAD_VALUES = [  # field, text typed, words of the message
@@ -119,3 +123,80 @@ async def test_file_fields_take_a_picked_file(out: Path) -> None:
         await type_into(pilot, "#path", "start.safetensors")
         await pilot.press("enter")
         assert app.screen.rows["inter_prompts"].get_text() == "a fox\nstart.safetensors"
+
+
+async def test_keys_typed_at_full_speed_land_in_the_field_the_focus_bar_shows(out: Path) -> None:
+    """Tab, shift+tab, backspace and the arrows act before the next key is handled, however
+    fast keys come: each is posted as the terminal driver posts it, with no pause between."""
+    app = make_app(out)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("down", "down", "down", "down", "down", "right", "right", "enter")
+        form = app.screen
+        assert isinstance(form, ExperimentForm) and form.experiment == "outpaint-walk"
+        keys = ["prompts", "frames_per_prompt", "camera_actions", "frames_per_cam_action"]
+        editors = [form.rows[key].editor for key in keys]
+        first = form.focus_chain.index(editors[0])
+        assert [form.focus_chain.index(e) for e in editors] == list(range(first, first + 4))
+        editors[0].focus()
+        await pilot.pause()
+        typed = ["a", "tab", "5", "tab", "r", "i", "g", "h", "t", "tab", "2",
+                 "shift+tab", "shift+tab", "shift+tab", "backspace", "b",
+                 "tab", "tab", "tab", "3", "left", "1", "end", "4"]
+        for key in typed:
+            send_key(app, key)
+        await wait_until(pilot, lambda: form.rows["frames_per_cam_action"].get_text() == "2134",
+                         "the last key to arrive")
+        assert [form.rows[key].get_text() for key in keys] == ["b", "5", "right", "2134"]
+        assert app.focused is editors[3]
+
+        # One-line fields too: the prompt and its negative.
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen)
+                         and app.focused is app.screen.query_one("#experiments"), "home")
+        await pilot.press("up", "up", "up", "up", "up", "left", "left", "enter")
+        form = app.screen
+        assert form.experiment == "single-inference" and app.focused is form.rows["prompt"].editor
+        for key in ["a", "b", "backspace", "c", "home", "d", "tab", "n", "o", "backspace"]:
+            send_key(app, key)
+        await wait_until(pilot, lambda: form.rows["prompt"].get_text() == "dac|n",
+                         "the prompt and its negative")
+
+
+async def test_load_yaml_takes_a_path_from_the_working_folder_and_completes_it(out: Path) -> None:
+    app = make_app(out)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("l")
+        path = app.screen.query_one("#path", Input)
+        assert path.value == ""  # nothing typed for the user: the path is the user's own
+        await pilot.press(*"configs/inp")
+        await wait_until(pilot, lambda: path._suggestion == "configs/inpaint/", "a completion")
+        await pilot.press("right")  # takes the completion
+        assert path.value == "configs/inpaint/"
+        app.post_message(events.Paste("single_inference.yaml"))
+        await wait_until(pilot, lambda: path.value.endswith(".yaml"), "the pasted name")
+        await pilot.press("enter")
+        form = app.screen
+        assert isinstance(form, ExperimentForm)
+        assert (form.kind, form.experiment) == ("inpaint", "single-inference")
+
+
+async def test_arrows_and_enter_typed_fast_on_home_open_the_experiment_they_reach(
+        out: Path) -> None:
+    app = make_app(out)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for key in ["down", "down", "down", "right", "enter"]:  # interpolation × img2img
+            send_key(app, key)
+        await wait_until(pilot, lambda: isinstance(app.screen, ExperimentForm)
+                         and app.screen.is_mounted and app.focused is not None, "a form")
+        assert (app.screen.experiment, app.screen.kind) == ("interpolation", "img2img")
+
+
+async def test_keys_typed_while_a_form_opens_reach_its_first_field(out: Path) -> None:
+    app = make_app(out)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: bool(app.screen_stack) and app.focused is not None, "home")
+        for key in ["enter", *"a fox", "tab", *"fog"]:  # before the form is even built
+            send_key(app, key)
+        await wait_until(pilot, lambda: isinstance(app.screen, ExperimentForm)
+                         and app.screen.rows["prompt"].get_text() == "a fox|fog", "the prompt",
+                         timeout=10)

@@ -17,7 +17,8 @@ from screens.preview import FramePreview
 from screens.run_view import RunScreen
 from screens.sessions import SessionsScreen
 from screens.viewer import FrameViewer
-from test_tui_support import make_app, run_to_end, send_key, wait_until
+from test_tui_support import (make_app, open_browser, preview_decoded, run_to_end, send_key,
+                              wait_until)
 
 TINY = {"model_id": "tiny", "height": 64, "width": 64, "diffusion_steps": 2, "rand_seed": 3}
 
@@ -77,9 +78,8 @@ def test_a_random_walk_session_starts_at_its_start_frame(out: Path) -> None:
 async def look_at_the_walk(out: Path) -> None:
     app = make_app(out)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("s")
+        await open_browser(pilot)
         browser = app.screen
-        assert isinstance(browser, SessionsScreen)
         assert [path.stem for _, path in browser.frames] == [
             "output-0_direction-0_randwalkstep-start", "output-0_direction-0_randwalkstep-1",
             "output-0_direction-0_randwalkstep-2"]
@@ -90,6 +90,7 @@ async def look_at_the_walk(out: Path) -> None:
         await pilot.press("z")
         viewer = app.screen
         assert isinstance(viewer, FrameViewer)
+        await wait_until(pilot, lambda: preview_decoded(app, "#viewer-image"), "the zoomed frame")
         await pilot.pause()
         big = viewer.query_one(".preview-image").size
         small = browser.query_one(".preview-image").size
@@ -111,11 +112,14 @@ async def test_the_run_view_preview_fills_its_space_and_zooms(out: Path) -> None
         assert log.lines and all(strip.cell_length <= log.scrollable_content_region.width
                                  for strip in log.lines)
         preview = run.query_one("#preview")
+        await wait_until(pilot, lambda: preview.query_one(".preview-image").size.height > 0,
+                         "the frame laid out")
         image = preview.query_one(".preview-image").size
         # The frame takes the preview's height but its two caption rows: 80x24 leaves 13.
         assert image.height == preview.size.height - 2 == 13 and image.width == 2 * 13
         send_key(app, "z")
-        await wait_until(pilot, lambda: isinstance(app.screen, FrameViewer), "the viewer")
+        await wait_until(pilot, lambda: isinstance(app.screen, FrameViewer)
+                         and preview_decoded(app, "#viewer-image"), "the viewer")
         await pilot.pause()
         assert app.screen.query_one(".preview-image").size.height == 24 - 5
 
@@ -132,7 +136,8 @@ async def test_question_mark_lists_every_key_of_the_screen(out: Path) -> None:
         await pilot.press("escape")
         assert isinstance(app.screen, HomeScreen)
 
-        await pilot.press("s", "question_mark")  # an empty sessions folder: nothing to export
+        await open_browser(pilot)
+        await pilot.press("question_mark")  # an empty sessions folder: nothing to export
         rows = {row.description: row for row in app.screen.rows}
         assert {b.tooltip or b.description for b in SessionsScreen.BINDINGS} <= set(rows)
         assert not rows["Write the session's GIF and MP4 again from its frames"].available

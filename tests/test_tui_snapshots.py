@@ -8,7 +8,6 @@ events with a fixed clock. Update with ``pytest --snapshot-update``.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import time
@@ -19,14 +18,15 @@ from PIL import Image
 from textual.pilot import Pilot
 from textual_image._terminal import CellSize, get_cell_size
 
-from lse_core.events import (Event, FrameReady, GenerationReady, Interrupted, Loaded, Notice, Started,
+from lse_core.events import (Event, FrameReady, GenerationReady, Loaded, Notice, Started,
                              Step, WaitingForChoice)
 from lse_core.choices import HELP
 from lse_core.frames import FrameRecord
 from lse_core.journal import frame_line
 from screens import status
 from screens.run_view import RunScreen
-from test_tui_support import grid_ready, make_app, steady_cursors, type_into, wait_until
+from test_tui_support import (ScriptedRun, grid_ready, make_app, open_browser, preview_decoded,
+                              steady_cursors, table_measured, type_into, wait_until)
 
 SESSIONS = Path("sessions")
 STAMP = 1767323045.0  # 2026-01-02 03:04:05 UTC
@@ -76,9 +76,16 @@ def two_sessions() -> None:
     saved_session("2026-01-02_02-00-00_img2img_random-walk", "interrupted", 3, 11, STAMP - 3600)
 
 
+async def sessions_listed(pilot: Pilot) -> None:
+    """The home screen's recent sessions and the status line's device are in."""
+    screen = pilot.app.screen
+    await wait_until(pilot, lambda: table_measured(screen.query_one("#recent"), 2)
+                     and screen.query_one("#status").device is not None, "the recent sessions")
+
+
 def test_home(snap_compare) -> None:
     two_sessions()
-    assert snap_compare(make_app(SESSIONS), terminal_size=(80, 24))
+    assert snap_compare(make_app(SESSIONS), terminal_size=(80, 24), run_before=sessions_listed)
 
 
 def test_form_with_a_validation_error(snap_compare) -> None:
@@ -107,28 +114,6 @@ def test_form_switches_and_the_field_being_edited(snap_compare) -> None:
         steady_cursors(pilot.app)
 
     assert snap_compare(make_app(SESSIONS), terminal_size=(80, 24), run_before=advanced)
-
-
-class ScriptedRun:
-    """Stands in for ``ExperimentRun`` with fixed events, stopping mid-run until cancelled."""
-
-    def __init__(self, script: list[Event]) -> None:
-        self.script = script
-        self.cancelled = False
-        self.choices: list[object] = []
-
-    async def events(self):
-        for event in self.script:
-            yield event
-        while not self.cancelled:
-            await asyncio.sleep(0.01)
-        yield Interrupted(None, 2)
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-    def choose(self, action: object) -> None:
-        self.choices.append(action)
 
 
 def mid_run_script() -> list[Event]:
@@ -182,5 +167,11 @@ def test_diffevolution_grid(snap_compare) -> None:
 
 
 def test_sessions_browser(snap_compare) -> None:
+    async def browse(pilot: Pilot) -> None:
+        await open_browser(pilot)
+        await wait_until(pilot, lambda: preview_decoded(pilot.app, "#session-preview")
+                         and table_measured(pilot.app.screen.query_one("#session-table"), 2),
+                         "the selected frame")
+
     two_sessions()
-    assert snap_compare(make_app(SESSIONS), terminal_size=(80, 24), press=["s"])
+    assert snap_compare(make_app(SESSIONS), terminal_size=(80, 24), run_before=browse)

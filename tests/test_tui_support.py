@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -9,8 +10,9 @@ from typing import Callable
 
 from textual import events
 from textual.pilot import Pilot
-from textual.widgets import Input, TextArea
+from textual.widgets import DataTable, Input, TextArea
 
+from lse_core.events import Event, Interrupted
 from screens.app import LseApp, create_app
 
 
@@ -56,6 +58,35 @@ def send_key(app: LseApp, key: str) -> None:
     app.post_message(events.Key(key, key if len(key) == 1 else None))
 
 
+def browser_ready(app: LseApp) -> bool:
+    """The sessions browser is on screen with its sessions listed and the selected
+    session's frames listed (thread workers list both)."""
+    from screens.sessions import SessionsScreen
+
+    screen = app.screen
+    return (isinstance(screen, SessionsScreen) and screen.listed
+            and screen.frames_of == screen.selected_path)
+
+
+async def open_browser(pilot: Pilot) -> None:
+    """From home: ``s``, then wait until the browser has listed everything."""
+    await pilot.press("s")
+    await wait_until(pilot, lambda: browser_ready(pilot.app), "the sessions browser's listing")
+
+
+def table_measured(table: DataTable, rows: int) -> bool:
+    """``table`` holds ``rows`` rows and has sized its columns to them (on its next idle)."""
+    return table.row_count == rows and all(c.content_width for c in table.columns.values())
+
+
+def preview_decoded(app: LseApp, selector: str) -> bool:
+    """The preview ``selector`` of the current screen shows its frame's picture."""
+    from screens.preview import FramePreview
+
+    matches = app.screen.query(selector)
+    return bool(matches) and not matches.first(FramePreview).pending
+
+
 async def run_to_end(pilot: Pilot) -> None:
     await wait_until(pilot, lambda: type(pilot.app.screen).__name__ == "RunScreen", "the run view")
     await wait_until(pilot, lambda: not pilot.app.screen.running, "the run to end")
@@ -81,14 +112,15 @@ async def start_slow_single_inference(pilot: Pilot, images: int, steps: int,
 
 def grid_ready(app: LseApp, generation: int) -> bool:
     """The diffevolution grid of ``generation`` is on screen with every gene's tile mounted
-    (the screen becomes current before its tiles are composed)."""
+    (the screen becomes current before its tiles are composed) and every picture decoded."""
     from screens.evolution import EvolutionScreen, GeneTile
 
     screen = app.screen
     if not isinstance(screen, EvolutionScreen) or screen.waiting.generation != generation:
         return False
     tiles = screen.query(GeneTile)
-    return len(tiles) == len(screen.ready.names) and all(tile.is_mounted for tile in tiles)
+    return (len(tiles) == len(screen.ready.names) and all(tile.is_mounted for tile in tiles)
+            and screen.decoded)
 
 
 def steady_cursors(app: LseApp) -> None:
@@ -100,3 +132,24 @@ def steady_cursors(app: LseApp) -> None:
 def manifest(session: Path) -> dict:
     return json.loads((session / "session.json").read_text())
 
+
+class ScriptedRun:
+    """Stands in for ``ExperimentRun`` with fixed events, stopping mid-run until cancelled."""
+
+    def __init__(self, script: list[Event]) -> None:
+        self.script = script
+        self.cancelled = False
+        self.choices: list[object] = []
+
+    async def events(self):
+        for event in self.script:
+            yield event
+        while not self.cancelled:
+            await asyncio.sleep(0.01)
+        yield Interrupted(None, 2)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def choose(self, action: object) -> None:
+        self.choices.append(action)

@@ -40,9 +40,14 @@ class _Node:
         """How the original tool names a parent in file names: ``start`` or its gene index."""
         return "start" if self.gene is None else str(self.gene)
 
+    @property
+    def caption(self) -> str:
+        """Its frame's short label: ``start`` or ``gen 2 · gene 3``."""
+        return "start" if self.gene is None else f"gen {self.generation} · gene {self.gene}"
+
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "parent": self.parent,
-                "generation": self.generation}
+                "generation": self.generation, "label": self.caption}
 
 
 class Diffevolution(Experiment):

@@ -1,11 +1,15 @@
 """Acceptance numbers of the trained ``tiny`` model: ``python -m lse_core.tiny.evaluate``.
 
 Renders each caption for N seeds through the real loading path and engine
-(64×64, DPMSolverMultistep, 25 steps, guidance 7.5 — the config defaults) and
-counts the images whose background is near the caption's background colour
-and whose shape pixels are, on average, nearest to the caption's colour. The
-default captions are the issue's main one and the held-out combinations,
-which no training caption contains as a whole sentence.
+(64×64, guidance 7.5 and DPMSolverMultistep at 25 steps — the config defaults —
+unless told otherwise) and counts the images whose background is near the
+caption's background colour and whose shape pixels are, on average, nearest to
+the caption's colour. The default captions are the issue's main one and the
+held-out combinations, which no training caption contains as a whole sentence.
+
+``--table`` does it for every scheduler lse offers (or those named with
+``--schedulers``) at each of ``--step-counts``, and prints a Markdown table of
+the images right in both respects, out of captions × seeds.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from ..config import SCHEDULERS, resolve_scheduler_name
 from .scenes import BACKGROUNDS, COLOURS, HELD_OUT, Scene
 
 BORDER = 3  # pixels of each edge taken as the background
 BACKGROUND_TOLERANCE = 48.0  # RGB distance of the border's median from the background colour
 SHAPE_DISTANCE = 100.0  # a pixel this far from the background colour belongs to the shape
 MIN_SHAPE_SHARE = 0.01  # a shape covers at least this share of the image
+DEFAULT_SCHEDULER = "DPMSolverMultistepScheduler"
+TABLE_STEPS = (4, 10, 25)
 
 
 @dataclass
@@ -51,25 +58,65 @@ def judge(image: Image.Image, colour: str, background: str) -> Verdict:
     return Verdict(background_ok, shape_ok)
 
 
-def render(captions: list[str], seeds: int, steps: int, guidance: float, size: int) -> dict:
+class Renderer:
+    """The trained tiny model behind the engine, loaded once for every setting."""
+
+    def __init__(self) -> None:
+        import torch
+
+        from ..engine import Engine
+        from ..models import load_model
+
+        self.engine = Engine(load_model("tiny", False, torch.device("cpu"), torch.float32))
+
+    def render(self, captions: list[str], seeds: int, steps: int, guidance: float, size: int,
+               scheduler: str = DEFAULT_SCHEDULER) -> dict[str, list[Image.Image]]:
+        """{caption: [image per seed]}, seeds 0..N-1."""
+        from ..engine import FrameInput, RenderSettings
+        from ..latents import encode_prompt, make_noise
+
+        settings = RenderSettings(steps=steps, guidance_scale=guidance, scheduler=scheduler)
+        images = {}
+        for caption in captions:
+            embed = encode_prompt(self.engine.model, caption, "")
+            frames = [FrameInput(embed, make_noise(seed, 1, size, size), step_seed=seed)
+                      for seed in range(seeds)]
+            images[caption] = [r.image for batch in range(0, seeds, 10)
+                               for r in self.engine.render(frames[batch : batch + 10], settings)]
+        return images
+
+
+def render(captions: list[str], seeds: int, steps: int, guidance: float, size: int,
+           scheduler: str = DEFAULT_SCHEDULER) -> dict[str, list[Image.Image]]:
     """{caption: [image per seed]} from the trained tiny model, seeds 0..N-1."""
-    import torch
+    return Renderer().render(captions, seeds, steps, guidance, size, scheduler)
 
-    from ..engine import Engine, FrameInput, RenderSettings
-    from ..latents import encode_prompt, make_noise
-    from ..models import load_model
 
-    engine = Engine(load_model("tiny", False, torch.device("cpu"), torch.float32))
-    settings = RenderSettings(steps=steps, guidance_scale=guidance,
-                              scheduler="DPMSolverMultistepScheduler")
-    images = {}
-    for caption in captions:
-        embed = encode_prompt(engine.model, caption, "")
-        frames = [FrameInput(embed, make_noise(seed, 1, size, size), step_seed=seed)
-                  for seed in range(seeds)]
-        images[caption] = [r.image for batch in range(0, seeds, 10)
-                           for r in engine.render(frames[batch : batch + 10], settings)]
-    return images
+def acceptance_scenes() -> list[Scene]:
+    return [Scene("red", "circle", "white")] + [Scene(c, s, b) for c, s, b in HELD_OUT]
+
+
+def hits(scenes: list[Scene], rendered: dict[str, list[Image.Image]]) -> int:
+    """Images right in both background and shape colour, over every caption."""
+    return sum(judge(image, scene.colour, scene.background).ok
+               for scene in scenes for image in rendered[scene.caption])
+
+
+def table(renderer: Renderer, schedulers: list[str], step_counts: list[int], seeds: int,
+          guidance: float, size: int) -> str:
+    """A Markdown table: schedulers × step counts, images right out of captions × seeds."""
+    scenes = acceptance_scenes()
+    captions = [scene.caption for scene in scenes]
+    total = len(scenes) * seeds
+    lines = ["| scheduler | " + " | ".join(f"{n} steps" for n in step_counts) + " |",
+             "| --- |" + " --- |" * len(step_counts)]
+    for scheduler in schedulers:
+        cells = [f"{hits(scenes, renderer.render(captions, seeds, n, guidance, size, scheduler))}"
+                 f"/{total}" for n in step_counts]
+        line = f"| {scheduler.removesuffix('Scheduler')} | " + " | ".join(cells) + " |"
+        print(line, flush=True)
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,12 +127,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--scheduler", default=DEFAULT_SCHEDULER,
+                        help="any name the config's 'scheduler' key takes (e.g. DDIM, Euler)")
     parser.add_argument("--save", help="write a contact sheet per caption with this path prefix")
+    parser.add_argument("--table", action="store_true",
+                        help="hits per scheduler and step count, as a Markdown table")
+    parser.add_argument("--schedulers", default="all",
+                        help="with --table: comma-separated names, or all (default)")
+    parser.add_argument("--step-counts", default=",".join(map(str, TABLE_STEPS)),
+                        help="with --table: comma-separated step counts (default 4,10,25)")
     args = parser.parse_args(argv)
 
-    scenes = [Scene("red", "circle", "white")] + [Scene(c, s, b) for c, s, b in HELD_OUT]
-    rendered = render([s.caption for s in scenes], args.seeds, args.steps, args.guidance, args.size)
-    print(f"{args.seeds} seeds, {args.size}x{args.size}, {args.steps} steps, guidance {args.guidance}")
+    if args.table:
+        names = list(SCHEDULERS) if args.schedulers == "all" else [
+            resolve_scheduler_name(name.strip()) for name in args.schedulers.split(",")]
+        step_counts = [int(n) for n in args.step_counts.split(",")]
+        print(f"{args.seeds} seeds × {len(acceptance_scenes())} captions, {args.size}x{args.size}, "
+              f"guidance {args.guidance}: images right (background and shape colour)")
+        table(Renderer(), names, step_counts, args.seeds, args.guidance, args.size)
+        return 0
+
+    scheduler = resolve_scheduler_name(args.scheduler)
+    scenes = acceptance_scenes()
+    rendered = render([s.caption for s in scenes], args.seeds, args.steps, args.guidance,
+                      args.size, scheduler)
+    print(f"{args.seeds} seeds, {args.size}x{args.size}, {scheduler}, {args.steps} steps, "
+          f"guidance {args.guidance}")
     for scene in scenes:
         verdicts = [judge(image, scene.colour, scene.background) for image in rendered[scene.caption]]
         tag = " (held out)" if scene.caption in held_out else ""

@@ -463,25 +463,29 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _pull(model_id: str) -> int:
-    from .errors import BadInput, one_line
-    from .local_models import human_size, partial_downloads, pull
-    from .progress import EXIT_INTERRUPTED
+    from .errors import printable
+    from .local_models import partial_downloads
 
     before = partial_downloads(model_id)
 
-    def interrupted(*_) -> None:
-        # Downloads run in worker threads that a KeyboardInterrupt would wait for (minutes
-        # for a large file), so leave at once. Finished files stay in the cache; the file
-        # being written cannot be reused by a later pull (huggingface_hub names it per
-        # process), so it goes.
+    def remove_partial_download() -> None:
+        # A signal ends the pull at once: downloads run in worker threads that a
+        # KeyboardInterrupt would wait for (minutes for a large file). Finished files stay
+        # in the cache; the file being written cannot be reused by a later pull
+        # (huggingface_hub names it per process), so it goes.
         for leftover in partial_downloads(model_id) - before:
             leftover.unlink(missing_ok=True)
-        print(f"\nlse: pull interrupted; `lse models pull {model_id}` fetches the rest",
-              file=sys.stderr, flush=True)
-        os._exit(EXIT_INTERRUPTED)
 
-    signal.signal(signal.SIGINT, interrupted)
-    signal.signal(signal.SIGTERM, interrupted)
+    interrupts.say_on_exit(printable(f"pull interrupted; `lse models pull {model_id}` "
+                                     "fetches the rest"))
+    with interrupts.cleanup_on_exit(remove_partial_download):
+        return _pull_reporting(model_id)
+
+
+def _pull_reporting(model_id: str) -> int:
+    from .errors import BadInput, one_line
+    from .local_models import human_size, pull
+
     try:
         folder = pull(model_id, say=lambda line: print(f"lse: {line}", file=sys.stderr))
     except BadInput:

@@ -373,25 +373,28 @@ async def _browse_past_the_damaged_session(root: Path) -> None:
 
     from screens.preview import FramePreview
     from screens.sessions import SessionsScreen
-    from test_tui_support import make_app, wait_until
+    from test_tui_support import make_app, open_browser, wait_until
 
     app = make_app(root)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("s")
-        await wait_until(pilot, lambda: isinstance(app.screen, SessionsScreen), "the browser")
+        await open_browser(pilot)
         browser = app.screen
+        assert isinstance(browser, SessionsScreen)
         table = browser.query_one("#session-table", DataTable)
-        states = {s.path.name: s.state for s in browser.summaries}
+        summaries = list(browser.summaries.values())
+        states = {s.path.name: s.state for s in summaries}
         assert states == {"good-1": "done", "good-2": "done", "damaged": "unreadable",
                           "bad-journal": "done"}
-        rows = [s.path.name for s in browser.summaries]
+        rows = [s.path.name for s in summaries]
         preview = browser.query_one("#session-preview", FramePreview)
         for name, why in [("damaged", "session.json: unreadable (nested too deeply)"),
                           ("bad-journal", "frames.jsonl: line 1 is not a journal entry")]:
             table.move_cursor(row=rows.index(name))
             await wait_until(pilot, lambda: browser.current.path.name == name, f"the {name} row")
-            await pilot.pause()
-            assert preview.caption_text.startswith("unreadable: ") and why in preview.caption_text
+            await wait_until(pilot, lambda: preview.caption_text == f"unreadable: {why}"
+                             or (preview.caption_text.startswith("unreadable: ")
+                                 and why in preview.caption_text),
+                             f"the {name} session marked unreadable")
             assert not browser.frames
         table.move_cursor(row=rows.index("good-2"))
         await wait_until(pilot, lambda: len(browser.frames) == 7, "the good session's frames")

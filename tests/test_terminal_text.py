@@ -18,9 +18,11 @@ from safetensors.torch import save_file
 
 from helpers import ROOT, only_session, run_cli, write_config
 from lse_core.errors import printable
+from lse_core.frames import FrameRecord
+from lse_core.journal import frame_line
 from screens.form import ExperimentForm
 from screens.sessions import SessionsScreen
-from test_tui_support import make_app, type_into, wait_until
+from test_tui_support import make_app, open_browser, type_into, wait_until
 
 # A window title change, a screen clear, and Textual markup (shown as written, not bold).
 HOSTILE = "x\x1b]0;PWNED\x07\x1b[2J[bold]y"
@@ -50,14 +52,17 @@ def stored(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def hostile_sessions(stored, tmp_path) -> Path:
-    """A sessions folder whose one session has a hostile folder name, model name and
-    frame file name."""
+    """A sessions folder whose one session has a hostile folder name and model name, and
+    a frame label that is markup (the journal refuses file names that are not plain and
+    labels that are not printable)."""
     session = Path(shutil.copytree(stored, tmp_path / "sessions" / f"session-{HOSTILE}"))
     manifest = json.loads((session / "session.json").read_text())
     manifest["model_id"] = f"model-{HOSTILE}"
     (session / "session.json").write_text(json.dumps(manifest))
     frame = next((session / "images").glob("*.png"))
-    shutil.copyfile(frame, session / "images" / f"frame-{HOSTILE}.png")
+    shutil.copyfile(frame, session / "images" / "frame-x.png")
+    with open(session / "frames.jsonl", "ab") as journal:
+        journal.write(frame_line(FrameRecord("frame-x", 99, "frame [bold]y PWNED", "image")))
     return session.parent
 
 
@@ -131,11 +136,11 @@ def test_progress_on_a_terminal(hostile_embedding_config):
 async def test_frame_names_in_the_sessions_browser(hostile_sessions):
     app = make_app(hostile_sessions)
     async with app.run_test(size=(160, 40)) as pilot:
-        await pilot.press("s")
+        await open_browser(pilot)
         assert isinstance(app.screen, SessionsScreen)
         await wait_until(pilot, lambda: len(app.screen.frames) == 2, "the frames list")
         app.screen.query_one("#session-frames").highlighted = next(
-            i for i, frame in enumerate(app.screen.frames) if "PWNED" in frame.name)
+            i for i, (record, _) in enumerate(app.screen.frames) if "PWNED" in record.label)
         await pilot.pause()
         screen = app.export_screenshot()
     _clean(screen)

@@ -104,10 +104,14 @@ def test_the_grid_gives_previews_the_room_there_is_and_falls_back_to_a_list() ->
 
 
 def test_the_lineage_lists_children_under_their_parent() -> None:
-    nodes = ({"id": 0, "name": "difevostep-start", "parent": None, "generation": 0},
-             {"id": 1, "name": "difevostep-1_parent-start_gene-2", "parent": 0, "generation": 1},
-             {"id": 2, "name": "difevostep-2_parent-1_gene-0", "parent": 1, "generation": 2},
-             {"id": 3, "name": "difevostep-3_parent-start_gene-1", "parent": 0, "generation": 3})
+    nodes = ({"id": 0, "name": "difevostep-start", "parent": None, "generation": 0,
+              "label": "start"},
+             {"id": 1, "name": "difevostep-1_parent-start_gene-2", "parent": 0, "generation": 1,
+              "label": "gen 1 · gene 2"},
+             {"id": 2, "name": "difevostep-2_parent-2_gene-0", "parent": 1, "generation": 2,
+              "label": "gen 2 · gene 0"},
+             {"id": 3, "name": "difevostep-3_parent-start_gene-1", "parent": 0, "generation": 3,
+              "label": "gen 3 · gene 1"})
     assert lineage_rows(nodes, current=2) == [
-        (0, "0: start"), (1, "  1: gen 1 · parent start · gene 2"),
-        (2, "    2: gen 2 · parent 1 · gene 0 ◀ now"), (3, "  3: gen 3 · parent start · gene 1")]
+        (0, "0: start"), (1, "  1: gen 1 · gene 2"),
+        (2, "    2: gen 2 · gene 0 ◀ now"), (3, "  3: gen 3 · gene 1")]

@@ -370,6 +370,17 @@ def test_unknown_pipeline_class_is_one_line(family_model, tmp_path, capsys):
     assert "looks like a model for AltDiffusionPipeline (a pipeline lse does not drive)" in line
 
 
+def test_a_unet_of_another_shape_is_one_line(family_model, tmp_path, capsys):
+    folder = tmp_path / "model"  # SD 2 depth's UNet: the latents and a depth map, 5 channels
+    shutil.copytree(family_model("sd2"), folder)
+    unet = json.loads((folder / "unet" / "config.json").read_text())
+    (folder / "unet" / "config.json").write_text(json.dumps({**unet, "in_channels": 5}))
+    line = _one_line_failure(capsys, "run", str(_config(tmp_path, folder, "txt2img")),
+                             "--out", str(tmp_path / "out"))
+    assert "looks like a model whose UNet takes 5 input channels (lse drives 4, or 9 for " \
+           "inpainting)" in line
+
+
 def _original_tool_file(path: Path, width: int = 1024) -> Path:
     """An embedding file as the original tool wrote it: torch.save, fp16, no family."""
     torch.save({"prompt_embed": torch.randn(2, 77, width).half(),

@@ -173,6 +173,19 @@ def test_a_damaged_session_is_unreadable_in_one_line_and_the_others_list(case, e
         one_line_exit_2(done.returncode, done.stderr, words)
 
 
+def test_a_journal_line_carrying_terminal_escapes_is_refused_in_one_line(finished, tmp_path):
+    session = _copy(finished, tmp_path / "s" / "one")
+    hostile = {"frame": {"name": FRAME, "position": 3, "label": "x\x1b]0;PWNED\x07\x1b[2J",
+                         "role": "between", "parent": None}}
+    journal = session / "frames.jsonl"
+    journal.write_bytes(json.dumps(hostile).encode() + b"\n" + journal.read_bytes())
+    for command in ("resume", "export"):
+        done = _lse(command, str(session))
+        one_line_exit_2(done.returncode, done.stderr,
+                        "frames.jsonl: line 1 is not a journal entry lse wrote")
+        assert "PWNED" not in done.stderr and "\x1b" not in done.stderr
+
+
 def _png_claiming(width: int, height: int) -> bytes:
     """A PNG whose header announces ``width``×``height`` (its pixels are cut short)."""
     def chunk(kind: bytes, data: bytes) -> bytes:

@@ -45,6 +45,18 @@ def _one_failure_line(done, started: float, out: Path) -> str:
     return lines[0]
 
 
+def test_defaults_and_configs_name_live_ids():
+    from helpers import ROOT
+    from lse_core.config import DEFAULT_MODEL_IDS
+    from lse_core.sources import WITHDRAWN
+
+    named = {str(path): yaml.safe_load(path.read_text()).get("model_id")
+             for path in (ROOT / "configs").rglob("*.yaml")}
+    assert len(named) >= 16 and all(named.values())
+    for model_id in [*named.values(), *DEFAULT_MODEL_IDS.values()]:
+        assert model_id.lower() not in WITHDRAWN, model_id
+
+
 def test_withdrawn_id_with_the_hub_unreachable_fails_in_one_line(tmp_path):
     out = tmp_path / "sessions"
     env = lse_env(tmp_path / "hf", endpoint=f"http://127.0.0.1:{closed_port()}")
@@ -67,6 +79,7 @@ def test_a_hub_that_never_answers_fails_within_seconds(tmp_path):
         silent.close()
     assert silent.connections >= 1
     assert MIRROR_ID in line and "did not answer" in line
+    assert f"lse models pull {MIRROR_ID}" in line and "HF_ENDPOINT" in line
 
 
 def test_offline_and_not_cached_says_so_in_one_line(tmp_path):
@@ -145,3 +158,4 @@ def test_an_id_the_hub_does_not_have_is_one_line(tmp_path, tiny_folder):
     finally:
         hub.close()
     assert f"the hub at {hub.url} has no model lse-test/nothing" in line
+    assert "lse models pull lse-test/nothing" in line and "HF_ENDPOINT" in line

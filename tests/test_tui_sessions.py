@@ -80,6 +80,25 @@ async def test_a_reload_that_resorts_the_list_keeps_the_session_and_r_resumes_it
     assert manifest(newer)["state"] == manifest(newest)["state"] == "interrupted"
 
 
+async def test_export_names_the_session_it_exports(finished: Path, tmp_path: Path) -> None:
+    root = tmp_path / "sessions"
+    copy_session(finished, root, "first_txt2img_single-inference", STAMP + 60, "done")
+    second = copy_session(finished, root, "second_txt2img_single-inference", STAMP, "done")
+    app = make_app(root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_browser(pilot)
+        await pilot.press("down")
+        await wait_until(pilot, lambda: app.screen.current is not None
+                         and app.screen.current.path == second, "the second session selected")
+        said: list[tuple[str, str]] = []
+        app.notify = lambda message, title="", **_: said.append((title, message))  # type: ignore
+        await pilot.press("e")
+        assert said[0] == ("Exporting", second.name)  # named before it acts
+        await wait_until(pilot, lambda: len(said) == 2, "the export's end")
+    # What the export did was done to that session (one image: nothing to animate).
+    assert said[1] == ("Export", f"{second}: this session has no GIF or video to export")
+
+
 async def test_a_new_experiment_from_a_frame_takes_only_the_frame(finished: Path,
                                                                   tmp_path: Path) -> None:
     root = tmp_path / "sessions"

@@ -7,6 +7,7 @@ Three ways to make the in-betweens (lse's own keys; the defaults are the origina
 - ``interpolation_spacing: perceptual``: a coarse pass (the uniform journey at half the
   steps, measured, never saved) tells how much the picture changes along each segment;
   the in-betweens are then placed at equal steps of that change, and rendered in full.
+  The coarse pass costs half the UNet work of the uniform journey.
 - ``transition: blend`` (latent blending): the keyframes are denoised in full and their
   latents kept at a branch step; each in-between starts from the slerp of its two
   neighbours' latents there and runs only the remaining steps. In-betweens are inserted,
@@ -35,7 +36,6 @@ BRANCH_FRACTION = 0.7
 # Blend positions: keyframe k at k × POSITION_SCALE, an in-between by its t (midpoints of
 # midpoints stay whole numbers for 32 levels of insertion).
 POSITION_SCALE = 2**32
-PLACEMENT_KEY = "interpolation_t"  # session.json: perceptual spacing's in-between t, per segment
 
 
 class Interpolation(Experiment):
@@ -129,11 +129,9 @@ class Interpolation(Experiment):
 
     # perceptual spacing -----------------------------------------------------------
     def _perceptual_places(self) -> Any:
-        """Each segment's in-between t, evenly spaced in picture change: from session.json
-        when an earlier run measured them, else measured now by the coarse pass."""
-        stored = self.saved.get(PLACEMENT_KEY)
-        if _valid_places(stored, self.keys - 1, self.cfg.interpolation_steps):
-            return stored
+        """Each segment's in-between t, evenly spaced in picture change as the coarse pass
+        measures it. The coarse pass is never saved, so a resume renders it again: it is
+        deterministic, and the resumed journey places its frames exactly as before."""
         coarse = self.coarse_settings()
         jobs = list(self._jobs())
         rendered = yield Render(iter(jobs), coarse, results=True, keep=False)
@@ -143,7 +141,6 @@ class Interpolation(Experiment):
             pictures = [frame.image for frame in rendered[k * per_segment:(k + 1) * per_segment + 1]]
             distances = [picture_distance(a, b) for a, b in zip(pictures, pictures[1:])]
             places.append(place_evenly(distances, self.cfg.interpolation_steps))
-        yield Record({PLACEMENT_KEY: places})
         return places
 
     def coarse_settings(self) -> RenderSettings:
@@ -202,8 +199,3 @@ class Interpolation(Experiment):
         job = self._job(record, partial(self._between, k, t), start)
         return job, BlendNode(t, None, latents, record.name)
 
-
-def _valid_places(stored: Any, segments: int, between: int) -> bool:
-    return (isinstance(stored, list) and len(stored) == segments
-            and all(isinstance(ts, list) and len(ts) == between
-                    and all(isinstance(t, float) and 0 < t < 1 for t in ts) for ts in stored))

@@ -77,7 +77,8 @@ class Interpolation(Experiment):
         for k in range(self.keys - 1):
             ts = places[k] if places is not None else [s / (between + 1) for s in range(1, between + 1)]
             for step, t in enumerate(ts, start=1):
-                yield self._job(self._between_record(k, step, t, k * (between + 1) + step),
+                yield self._job(self._between_record(k, step, t, k * (between + 1) + step,
+                                                     places is not None),
                                 partial(self._between, k, t))
             yield self._job(self._key_record(k + 1, (k + 1) * (between + 1)),
                             partial(self._keyframe, k + 1))
@@ -86,10 +87,13 @@ class Interpolation(Experiment):
         return FrameRecord(self._name(max(0, k - 1), "start" if k == 0 else "end"), position,
                            f"key {k}", "keyframe", t=float(k))
 
-    def _between_record(self, k: int, step: int, t: float, position: int) -> FrameRecord:
+    def _between_record(self, k: int, step: int, t: float, position: int,
+                        placed: bool) -> FrameRecord:
+        """``placed``: t was chosen by perceptual spacing or blending, so the label gives it
+        (a uniform journey's step number says where the frame is)."""
         key = self._name(k, "start") if k == 0 else self._name(k - 1, "end")
-        return FrameRecord(self._name(k, str(step)), position,
-                           f"key {k}→{k + 1} · {step} · t {t:.3f}", "between", key, t=k + t)
+        label = f"key {k}→{k + 1} · t {t:.3f}" if placed else f"key {k}→{k + 1} · {step}"
+        return FrameRecord(self._name(k, str(step)), position, label, "between", key, t=k + t)
 
     @staticmethod
     def _name(segment: int, step: str) -> str:
@@ -191,7 +195,7 @@ class Interpolation(Experiment):
         (its picture comes once it is rendered)."""
         t = (before.t + after.t) / 2
         made[k] += 1
-        record = self._between_record(k, made[k], t, round((k + t) * POSITION_SCALE))
+        record = self._between_record(k, made[k], t, round((k + t) * POSITION_SCALE), True)
         latents = None
         if before.latents is not None and after.latents is not None:
             latents = slerp(before.latents[0], after.latents[0], 0.5).unsqueeze(0)

@@ -22,9 +22,10 @@ JOURNEYS = {
     "interpolation": ["configs/txt2img/interpolation.yaml", "--set", "interpolation_steps=5"],
     # Perceptual spacing's coarse pass and latent blending's rounds of insertions depend
     # on frames rendered earlier: every rank must place the same frames.
-    "interpolation-perceptual": ["configs/txt2img/interpolation.yaml", "--set", "interpolation_steps=3",
+    # (tiny's shapes journey: its segments change unevenly, so placement matters.)
+    "interpolation-perceptual": ["docs/tiny/interpolation.yaml", "--set", "interpolation_steps=3",
                                  "--set", "interpolation_spacing=perceptual", "--set", "batch_size=2"],
-    "interpolation-blend": ["configs/txt2img/interpolation.yaml", "--set", "interpolation_steps=3",
+    "interpolation-blend": ["docs/tiny/interpolation.yaml", "--set", "interpolation_steps=3",
                             "--set", "transition=blend", "--set", "batch_size=1"],
     "random-walk": ["configs/txt2img/random_walk.yaml", "--set", "walk_steps=3",
                     "--set", "walk_directions=2"],

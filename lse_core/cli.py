@@ -95,10 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Do one piece of work the naive way (one diffusers "
                                        "pipeline call per frame) and through lse's engine in "
                                        "one process, and print the ratio (and a JSON file).")
-    bench.add_argument("--work", choices=("interpolation", "diffevolution", "visualize"),
+    bench.add_argument("--work", choices=("interpolation", "diffevolution", "visualize",
+                                          "transition"),
                        default="interpolation",
-                       help="32 interpolation frames; 5 genes x 4 generations; or one image "
-                            "decoded after every step")
+                       help="32 interpolation frames; 5 genes x 4 generations; one image "
+                            "decoded after every step; or one interpolation journey made "
+                            "full, perceptual and blend (UNet evaluations, neighbour distances)")
     bench.add_argument("--model", default="tiny",
                        help="tiny, a model id/folder, or sd2-architecture / sdxl-architecture "
                             "(random SD 2.x / SDXL weights)")
@@ -177,6 +179,10 @@ def _command(argv: Sequence[str] | None, open_tui: OpenTui | None) -> int:
             return _export(args)
         if args.command == "models":
             return _models(args)
+        if args.command == "bench" and args.work == "transition":
+            from .transition_bench import main as transition_bench
+
+            return transition_bench(args)
         if args.command == "bench":
             from .bench import main as bench_main
 

@@ -135,6 +135,9 @@ class ExperimentConfig(BaseModel):
     # experiment
     output_path: Text = "./sessions"
     gif_frame_dur: Whole = Field(100, ge=1, le=60_000)
+    # lse's own: show each frame's latents at every step while it renders (the TUI only;
+    # headless runs never do preview work).
+    live_preview: bool = True
     # prompt
     prompt: Text | None = None
     load_prompt_embeds: Text | None = None
@@ -157,6 +160,11 @@ class ExperimentConfig(BaseModel):
     # interpolation
     interpolation_steps: Whole = Field(5, ge=0, le=MAX_FRAMES)
     interpolation_method: Literal["slerp", "lerp"] = "slerp"
+    # lse's own: where the in-between frames sit (uniform in t, or evenly spaced in how
+    # much neighbouring frames differ) and how they are made (each denoised in full, or
+    # branched from its neighbours' partly denoised latents).
+    interpolation_spacing: Literal["uniform", "perceptual"] = "uniform"
+    transition: Literal["full", "blend"] = "full"
     inter_prompts: list[Text] | None = None
     inter_noises: list[Seed | Text] | None = None
     # diffevolution

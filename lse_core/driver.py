@@ -18,11 +18,13 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .engine import Engine, RenderedFrame, RenderSettings
+from .engine import Engine, RenderedFrame, RenderSettings, steps_run
 from .errors import Cancelled
-from .events import Event, FrameReady, GenerationReady, MediaWritten, Notice, Step, WaitingForChoice
+from .events import (Event, FrameReady, GenerationReady, MediaWritten, Notice, Step, StepPreview,
+                     WaitingForChoice)
 from .experiments.base import AskChoice, Copy, FrameJob, Media, Plan, Record, Render, SaveImages
 from .frames import FrameRecord
+from .live_preview import LatentPreview
 from .media import video_unavailable, write_media
 from .distributed import Group, failure_of
 from .session import Session, stored_count
@@ -44,8 +46,10 @@ class PlanDriver:
     def __init__(self, session: Session, engine: Engine, batch_size: int, frame_ms: int,
                  emit: Callable[[Event], None], cancel: threading.Event,
                  choices: queue.Queue[Any], fixed_shapes: bool = False,
-                 group: Group | None = None) -> None:
+                 group: Group | None = None, preview: LatentPreview | None = None,
+                 img2img: bool = False) -> None:
         self.session = session
+        self.preview = preview  # live step previews (the TUI); None: no preview work at all
         self.engine = engine
         self.batch_size = batch_size
         self.frame_ms = frame_ms
@@ -62,6 +66,12 @@ class PlanDriver:
         self.done_before = stored_count(session.manifest, "frames_done") or 0
         self.outputs: list[Path] = []
         self.video_skipped = False
+        self.img2img = img2img
+        # The UNet work of the journey's frames (see ``evaluations_per_frame``), counted
+        # for frames a resume finds on disk too: a resumed journey reports what an
+        # uninterrupted one does.
+        self.unet_evaluations = 0
+        self.evaluations_before = stored_count(session.manifest, "unet_evaluations") or 0
 
     def drive(self, plan: Plan) -> None:
         try:
@@ -140,11 +150,11 @@ class PlanDriver:
                 pad_to = len(chunks[0])  # the request's first batch: full unless it is all
             if request.generation is not None:
                 names += [job.name for chunk in chunks for job in chunk]
+            self.unet_evaluations += self.evaluations_per_frame(request.settings) * sum(map(len, chunks))
             try:
                 if self.cancel.is_set():
                     raise Cancelled()
-                done = (self._chunk(chunks[rank], request.settings, pad_to, request.results)
-                        if rank < len(chunks) else None)
+                done = self._chunk(chunks[rank], request, pad_to) if rank < len(chunks) else None
             except Exception as exc:  # every rank must hear of it before anyone goes on
                 if self.group is None:
                     raise
@@ -158,7 +168,7 @@ class PlanDriver:
                 rendered, from_disk = item
                 if results is not None:
                     results.extend(rendered)
-                if self.root and offset != rank:
+                if self.root and offset != rank and request.keep:
                     self._adopt(chunks[offset], from_disk)
         if request.generation is not None and self.root:
             self.writer.flush()  # the grid shows the genes from disk
@@ -166,16 +176,21 @@ class PlanDriver:
                                       tuple(self.session.image_path(n) for n in names)))
         return results
 
-    def _chunk(self, chunk: list[FrameJob], settings: RenderSettings, pad_to: int | None,
-               want: bool) -> tuple[list[RenderedFrame] | None, bool]:
+    def _chunk(self, chunk: list[FrameJob], request: Render,
+               pad_to: int | None) -> tuple[list[RenderedFrame] | None, bool]:
         """One batch, rendered (and saved) or found on disk from an earlier run; its
-        frames come back only when the plan wants them."""
-        if all(self._job_on_disk(job) for job in chunk):
-            if self.root:
-                self.writer.submit(self._announce_all, chunk, None, True)
+        frames come back only when the plan wants them. A batch whose partly denoised
+        latents the plan wants (latent blending's keyframes) is rendered again when
+        found on disk, and not saved again."""
+        want = request.results
+        on_disk = request.keep and all(self._job_on_disk(job) for job in chunk)
+        if on_disk and self.root:
+            self.writer.submit(self._announce_all, chunk, None, True)
+        if on_disk and request.settings.keep_step is None:
             return ([self._from_disk(job) for job in chunk] if want else None), True
-        rendered = self._render_chunk(chunk, settings, pad_to)
-        return (rendered if want else None), False
+        rendered = self._render_chunk(chunk, request.settings, pad_to,
+                                      save=request.keep and not on_disk)
+        return (rendered if want else None), on_disk
 
     def _adopt(self, chunk: list[FrameJob], from_disk: bool) -> None:
         """Rank 0 takes in a batch another rank saved: its records and its announcement."""
@@ -188,19 +203,28 @@ class PlanDriver:
         self._announce_all(chunk, None, from_disk)
 
     def _render_chunk(self, chunk: list[FrameJob], settings: RenderSettings,
-                      pad_to: int | None) -> list[RenderedFrame]:
+                      pad_to: int | None, save: bool) -> list[RenderedFrame]:
         names = tuple(job.name for job in chunk)
         inputs = [job.make_input() for job in chunk]
         started = time.perf_counter()
+        on_latents = None
+        if self.preview is not None:
+            preview = self.preview
+            on_latents = lambda step, total, latents: self.emit(  # noqa: E731
+                StepPreview(names, step, total, tuple(preview.images(latents))))
         rendered = self.engine.render(
             inputs, settings,
             on_step=lambda step, total: self.emit(Step(names, step, total)),
-            cancel=self.cancel, pad_to=pad_to,
+            cancel=self.cancel, pad_to=pad_to, on_latents=on_latents,
         )
         for job, frame in zip(chunk, rendered):
             if job.finish is not None:
                 frame.image = job.finish(frame.image)
-        self.writer.submit(self._save_chunk, chunk, inputs, rendered, time.perf_counter() - started)
+        if save:
+            self.writer.submit(self._save_chunk, chunk, inputs, rendered,
+                               time.perf_counter() - started)
+        elif self.root:
+            self.session.add_time("render_s", time.perf_counter() - started)
         return rendered
 
     # saving (on the writer's thread) ---------------------------------------------
@@ -236,8 +260,16 @@ class PlanDriver:
             self._announce(job.record, image, from_disk, job.steps)
         self._save_progress()
 
+    def evaluations_per_frame(self, settings: RenderSettings) -> int:
+        """UNet evaluations of one frame: its denoising steps, twice each with
+        classifier-free guidance (the conditional and unconditional rows). A second-order
+        scheduler's extra call per step is not counted: steps compare across schedulers."""
+        guided = settings.guidance_scale != 1
+        return steps_run(settings, self.img2img) * (2 if guided else 1)
+
     def _save_progress(self) -> None:
-        self.session.update(frames_done=max(self.done_before, self.frames_done))
+        self.session.update(frames_done=max(self.done_before, self.frames_done),
+                            unet_evaluations=max(self.evaluations_before, self.unet_evaluations))
 
     def _save_images(self, request: SaveImages) -> None:
         """Frames made without diffusion; with several ranks each writes its share."""

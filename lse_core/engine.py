@@ -49,6 +49,9 @@ class FrameInput:
     noise: torch.Tensor  # (1, 4, H/8, W/8), before scheduler scaling
     step_seed: int = 0  # seeds the per-step noise of ancestral/SDE schedulers
     conditioning: Conditioning | None = None
+    # Latent blending: the frame starts from these latents (scheduler space, (1, 4, h, w))
+    # at ``RenderSettings.start_step`` instead of from ``noise``.
+    start_latents: torch.Tensor | None = None
 
 
 @dataclass
@@ -58,6 +61,10 @@ class RenderSettings:
     scheduler: str
     strength: float = 1.0  # img2img only
     capture_steps: bool = False
+    # Latent blending: run only the steps from ``start_step`` on, from each frame's
+    # ``start_latents``; and keep each frame's latents once ``keep_step`` steps are done.
+    start_step: int = 0
+    keep_step: int | None = None
 
 
 @dataclass
@@ -65,9 +72,12 @@ class RenderedFrame:
     image_embed: torch.Tensor  # (1, 4, h, w) final latents / VAE scaling factor, float32 CPU
     image: Image.Image
     steps: list[tuple[torch.Tensor, Image.Image]] = field(default_factory=list)
+    kept_latents: torch.Tensor | None = None  # (1, 4, h, w) at ``keep_step``, float32 CPU
 
 
 StepCallback = Callable[[int, int], None]
+# (steps done, steps in all, the batch's current latents): the live preview's hook.
+LatentsCallback = Callable[[int, int, torch.Tensor], None]
 
 
 def _completes_step(scheduler) -> bool:
@@ -93,9 +103,16 @@ def size_conditioning(model: LoadedModel, height: int, width: int) -> tuple[list
     return ids, ids
 
 
+def first_step(settings: RenderSettings, img2img: bool) -> int:
+    """The index of the first denoising step a frame runs."""
+    if settings.start_step:
+        return settings.start_step
+    return settings.steps - img2img_steps(settings.steps, settings.strength) if img2img else 0
+
+
 def steps_run(settings: RenderSettings, img2img: bool) -> int:
     """Denoising steps actually run for one frame."""
-    return img2img_steps(settings.steps, settings.strength) if img2img else settings.steps
+    return settings.steps - first_step(settings, img2img)
 
 
 class Engine:
@@ -120,20 +137,26 @@ class Engine:
         on_step: StepCallback | None = None,
         cancel: threading.Event | None = None,
         pad_to: int | None = None,
+        on_latents: LatentsCallback | None = None,
     ) -> list[RenderedFrame]:
         """Render ``frames`` together. ``pad_to`` fills the batch up to that size with
         copies of the last frame, dropped from the result: a compiled model then sees
         one shape all journey long (no recompiling), and since no frame's arithmetic
-        depends on the others in a batch of fixed shape, padding changes no byte."""
+        depends on the others in a batch of fixed shape, padding changes no byte.
+        ``on_latents`` hears every finished step's latents of the real frames (the
+        live preview); without it the loop does nothing more than before."""
         real = len(frames)
         if pad_to is not None and pad_to > real:
             frames = frames + [frames[-1]] * (pad_to - real)
-        return self._render(frames, settings, on_step, cancel)[:real]
+        hook = None
+        if on_latents is not None:
+            hook = lambda done, total, latents: on_latents(done, total, latents[:real])  # noqa: E731
+        return self._render(frames, settings, on_step, cancel, hook)[:real]
 
     @torch.no_grad()
     def _render(self, frames: list[FrameInput], settings: RenderSettings,
                 on_step: StepCallback | None, cancel: threading.Event | None,
-                ) -> list[RenderedFrame]:
+                on_latents: LatentsCallback | None = None) -> list[RenderedFrame]:
         model = self.model
         device, dtype = model.device, model.dtype
         scheduler = make_scheduler(model, settings.scheduler)
@@ -142,11 +165,14 @@ class Engine:
         img2img = not model.is_inpaint and frames[0].conditioning is not None
 
         noise = torch.cat([f.noise for f in frames]).to(device, torch.float32)
-        if img2img:
-            start = (settings.steps - steps_run(settings, img2img)) * scheduler.order
+        start = first_step(settings, img2img) * scheduler.order
+        if start:
             timesteps = timesteps[start:]
             if hasattr(scheduler, "set_begin_index"):
                 scheduler.set_begin_index(start)
+        if settings.start_step:
+            latents = torch.cat([f.start_latents for f in frames]).to(device, torch.float32)
+        elif img2img:
             image_latents = torch.cat([self._image_latents(f.conditioning) for f in frames])
             latents = scheduler.add_noise(image_latents, noise, timesteps[:1].repeat(len(frames)))
         else:
@@ -169,7 +195,9 @@ class Engine:
             step_kwargs["generator"] = generators
 
         captured: list[list[tuple[torch.Tensor, Image.Image]]] = [[] for _ in frames]
+        kept: torch.Tensor | None = None
         total, done = steps_run(settings, img2img), 0
+        done_before = settings.steps - total
         last = len(timesteps) - 1
         for index, t in enumerate(timesteps):
             if cancel is not None and cancel.is_set():
@@ -188,17 +216,26 @@ class Engine:
             if index < last and not _completes_step(scheduler):
                 continue
             done += 1
+            if settings.keep_step == done_before + done:
+                kept = latents.float().cpu().clone()
             if settings.capture_steps:
                 embeds_now, images_now = self._decode(latents)
                 for slot, pair in zip(captured, zip(embeds_now, images_now)):
                     slot.append(pair)
+            if on_latents is not None:
+                on_latents(done, total, latents)
             if on_step is not None:
                 on_step(done, total)
 
         if settings.capture_steps and captured[0]:
-            return [RenderedFrame(image_embed=c[-1][0], image=c[-1][1], steps=c) for c in captured]
-        image_embeds, images = self._decode(latents)
-        return [RenderedFrame(image_embed=e, image=i) for e, i in zip(image_embeds, images)]
+            rendered = [RenderedFrame(image_embed=c[-1][0], image=c[-1][1], steps=c) for c in captured]
+        else:
+            image_embeds, images = self._decode(latents)
+            rendered = [RenderedFrame(image_embed=e, image=i) for e, i in zip(image_embeds, images)]
+        if kept is not None:
+            for frame, latents_kept in zip(rendered, kept):
+                frame.kept_latents = latents_kept.unsqueeze(0)
+        return rendered
 
     def _added_conditions(self, frames: list[FrameInput], latent_size: torch.Size,
                           guided: bool) -> dict[str, torch.Tensor] | None:

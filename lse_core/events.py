@@ -44,6 +44,17 @@ class Step:
 
 
 @dataclass(frozen=True)
+class StepPreview:
+    """Live preview: the current latents of the batch that holds ``frames``, one small
+    picture (PIL, at the latents' resolution) per frame, after step ``step``."""
+
+    frames: tuple[str, ...]
+    step: int
+    total: int
+    images: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
 class FrameReady:
     """A frame is on disk. ``index``: how many frames were done before it."""
 
@@ -108,6 +119,6 @@ class Failed:
     key: str | None = None  # the config key at fault (bad input), for the form
 
 
-Event = (Notice | Loaded | Started | Step | FrameReady | GenerationReady | WaitingForChoice
+Event = (Notice | Loaded | Started | Step | StepPreview | FrameReady | GenerationReady | WaitingForChoice
          | MediaWritten | Finished | Interrupted | Failed)
 FINAL_EVENTS = (Finished, Interrupted, Failed)

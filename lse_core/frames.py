@@ -36,16 +36,27 @@ class FrameRecord:
     label: str  # one short line for lists, e.g. "dir 0 · step 5"
     role: str
     parent: str | None = None  # the frame it was made from (lineage), if any
+    # Interpolation: where the frame sits on the journey, in keyframes (keyframe k at k,
+    # an in-between of segment k at k + its interpolation weight); None elsewhere.
+    t: float | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.t is None:  # records without a place on a journey keep their five keys
+            del data["t"]
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> "FrameRecord":
         """A stored record, checked (``ValueError`` when it is not one lse wrote)."""
-        if not isinstance(data, dict) or set(data) != {"name", "position", "label", "role", "parent"}:
-            raise ValueError("a frame record has the keys name, position, label, role, parent")
+        keys = {"name", "position", "label", "role", "parent"}
+        if not isinstance(data, dict) or set(data) - {"t"} != keys:
+            raise ValueError("a frame record has the keys name, position, label, role, parent "
+                             "(and t on a journey)")
         record = cls(**data)
+        if record.t is not None and (isinstance(record.t, bool) or not isinstance(record.t, (int, float))
+                                     or not 0 <= record.t < float("inf")):
+            raise ValueError("a frame record's t is not a finite number ≥ 0")
         if not isinstance(record.name, str) or not PLAIN_NAME.fullmatch(record.name):
             raise ValueError("a frame record's name is not a plain file name")
         if not isinstance(record.parent, (str, type(None))) or (

@@ -62,6 +62,9 @@ class RunOptions:
     device: str | None = None
     dtype: str | None = None
     group: Group | None = None  # the ranks of a torchrun launch (None: this process alone)
+    # Live step previews where the config's ``live_preview`` allows (the TUI asks for
+    # them; headless runs never do, and then do no preview work at all).
+    live_preview: bool = False
 
 
 def default_batch_size(model: LoadedModel, height: int, width: int) -> int:
@@ -239,11 +242,19 @@ class ExperimentRun:
         emit(Started(session.path, experiment.frames_planned, 0, batch_size,
                      steps_run(experiment.settings(), cfg.model_identifier == "img2img"),
                      group.size if group is not None else 1))
+        preview = None
+        if self.options.live_preview and cfg.live_preview and group is None:
+            from .live_preview import preview_for
+            from .tiny import cache_root
+
+            preview = preview_for(model, cache_root())
         driver = PlanDriver(session, engine, batch_size, cfg.gif_frame_dur, emit,
-                            self._cancel, self._choices, fixed_shapes=compiled, group=group)
+                            self._cancel, self._choices, fixed_shapes=compiled, group=group,
+                            preview=preview, img2img=cfg.model_identifier == "img2img")
         driver.drive(experiment.plan())
         if root:
-            session.update(state="done", frames_done=driver.frames_done)
+            session.update(state="done", frames_done=driver.frames_done,
+                           unet_evaluations=driver.unet_evaluations)
         emit(Finished(session.path, driver.frames_done, tuple(driver.outputs)))
 
     def _effective_config(self) -> tuple[ExperimentConfig, Session | None]:

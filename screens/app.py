@@ -133,22 +133,24 @@ class LseApp(App[int]):
 
     def start_run(self, cfg: ExperimentConfig,
                   on_bad_input: Callable[[BadInput], None]) -> None:
-        from lse_core.run import ExperimentRun
+        from lse_core.run import ExperimentRun, RunOptions
 
         from .run_view import RunScreen
 
         model = cfg.model_id or "default model"
         title = f"{cfg.exp_identifier} · {cfg.model_identifier} · {model}"
-        self.push_screen(RunScreen(ExperimentRun(cfg), title, self.graphics),
+        run = ExperimentRun(cfg, RunOptions(live_preview=True))
+        self.push_screen(RunScreen(run, title, self.graphics),
                          lambda message: on_bad_input(message) if message else None)
 
     def resume(self, session: Path, verb: str = "resume") -> None:
         """Resume a stopped session, or continue a finished diffevolution (``verb``)."""
-        from lse_core.run import ExperimentRun
+        from lse_core.run import ExperimentRun, RunOptions
 
         from .run_view import RunScreen
 
-        self.push_screen(RunScreen(ExperimentRun(resume=session), f"{verb} {session.name}",
+        run = ExperimentRun(options=RunOptions(live_preview=True), resume=session)
+        self.push_screen(RunScreen(run, f"{verb} {session.name}",
                                    self.graphics))
 
     def action_show_keys(self) -> None:

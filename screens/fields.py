@@ -44,14 +44,15 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Random walk": ("prompt_rand_walk", "noise_rand_walk", "walk_steps", "step_size",
                     "walk_directions"),
     "Interpolation": ("inter_prompts", "inter_noises", "interpolation_steps",
-                      "interpolation_method", "height", "width"),
+                      "interpolation_method", "interpolation_spacing", "transition", "height",
+                      "width"),
     "Diffevolution": ("genes_per_generation", "step_size"),
     "Outpaint walk": ("prompts", "frames_per_prompt", "camera_actions", "frames_per_cam_action",
                       "seed_per_frame", "translation_factor", "num_filler_frames", "height",
                       "width"),
     "Image": ("image", "mask", "strength"),
     "Model": ("model_id", "scheduler", "diffusion_steps", "guidance_scale"),
-    "Output": ("output_path", "gif_frame_dur"),
+    "Output": ("output_path", "gif_frame_dur", "live_preview"),
 }
 EXPERIMENT_SECTIONS: dict[str, tuple[str, ...]] = {
     "single-inference": ("Prompt", "Noise"),

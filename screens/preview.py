@@ -134,6 +134,14 @@ class FramePreview(Vertical):
             self.pending = False
             self._set_image(message.image)
 
+    def show_live(self, caption: str, image: PILImage.Image) -> None:
+        """A live step preview (a picture made in memory, never a file)."""
+        self.requests += 1  # a decode still under way is for a frame no longer shown
+        self.pending = False
+        self._caption(caption)
+        if self.image_class is not None:
+            self._set_image(image)
+
     def clear(self, message: str) -> None:
         self.requests += 1
         self.pending = False
@@ -147,3 +155,22 @@ class FramePreview(Vertical):
 
     def _set_image(self, image: PILImage.Image | None) -> None:
         self.query_one(".preview-image").image = image  # type: ignore[attr-defined]
+
+
+# Live previews come at the latents' resolution (1/8 of the frame's side); tiles are
+# scaled up to at least this many pixels so the terminal's image protocol has detail to show.
+LIVE_TILE = 96
+
+
+def live_mosaic(images: tuple[PILImage.Image, ...]) -> PILImage.Image:
+    """The batch's live pictures side by side in a near-square grid, scaled up smoothly."""
+    columns = max(1, round(len(images) ** 0.5 + 0.49))
+    rows = -(-len(images) // columns)
+    width, height = images[0].size
+    scale = max(1, -(-LIVE_TILE // max(width, height)))
+    tile = (width * scale, height * scale)
+    sheet = PILImage.new("RGB", (tile[0] * columns, tile[1] * rows))
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        sheet.paste(image.resize(tile, PILImage.Resampling.BILINEAR), (column * tile[0], row * tile[1]))
+    return sheet

@@ -34,6 +34,7 @@ from lse_core.events import (
     Notice,
     Started,
     Step,
+    StepPreview,
     WaitingForChoice,
 )
 from lse_core.choices import Choice
@@ -42,7 +43,7 @@ from lse_core.frames import FrameRecord
 
 from .clipboard import in_tmux, to_tmux_buffer, where_it_went
 from .evolution import EvolutionScreen, describe
-from .preview import FramePreview
+from .preview import FramePreview, live_mosaic
 from .run_progress import RunProgress
 from .texts import count, plain
 from .viewer import FrameViewer
@@ -95,6 +96,10 @@ class RunScreen(Screen[BadInput | None]):
         Binding("escape", "back", "Back", id="run.back"),
     ]
 
+    # Live step previews are drawn at most this often: a fast model makes many steps a
+    # second, and drawing each would keep the terminal busy and the keys waiting.
+    LIVE_INTERVAL = 0.25
+
     def __init__(self, run: RunLike, title: str, graphics: str,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
@@ -117,6 +122,8 @@ class RunScreen(Screen[BadInput | None]):
         self.waiting: WaitingForChoice | None = None
         self.problem: str | None = None
         self.grid_open = False
+        self.live: StepPreview | None = None  # the latest live preview, not drawn yet
+        self.live_due = False  # a draw of ``live`` is scheduled
 
     @property
     def running(self) -> bool:
@@ -172,6 +179,9 @@ class RunScreen(Screen[BadInput | None]):
             self.refresh_bindings()
         elif isinstance(event, Step):
             self.progress.update(event)
+        elif isinstance(event, StepPreview):
+            self._live_preview(event)
+            return
         elif isinstance(event, FrameReady):
             self.progress.update(event)
             self._add_frame(event)
@@ -188,6 +198,29 @@ class RunScreen(Screen[BadInput | None]):
             self._finish(event)
             return
         self._show_progress()
+
+    def _live_preview(self, event: StepPreview) -> None:
+        """Keep the latest live picture; draw it now or at the next allowed moment."""
+        self.live = event
+        if self.live_due:
+            return
+        if self.LIVE_INTERVAL <= 0:
+            self._draw_live()
+        else:
+            self.live_due = True
+            self.set_timer(self.LIVE_INTERVAL, self._draw_live)
+
+    def _draw_live(self) -> None:
+        """The batch's current latents in the preview, while it follows the run and
+        until the batch's frames are done (a finished frame beats its live picture)."""
+        event, self.live, self.live_due = self.live, None, False
+        if event is None or not self.following or not self.running:
+            return
+        if all(name in self._places for name in event.frames):
+            return
+        frames = count(len(event.frames), "frame")
+        self.query_one("#preview", FramePreview).show_live(
+            f"live · step {event.step}/{event.total} · {frames}", live_mosaic(event.images))
 
     def _add_frame(self, event: FrameReady) -> None:
         self._add_frames([*event.steps, (event.record, event.path)], event.image)

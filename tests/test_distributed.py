@@ -20,6 +20,13 @@ SMALL = ["--set", "height=64", "--set", "width=64", "--set", "diffusion_steps=4"
 
 JOURNEYS = {
     "interpolation": ["configs/txt2img/interpolation.yaml", "--set", "interpolation_steps=5"],
+    # Perceptual spacing's coarse pass and latent blending's rounds of insertions depend
+    # on frames rendered earlier: every rank must place the same frames.
+    # (tiny's shapes journey: its segments change unevenly, so placement matters.)
+    "interpolation-perceptual": ["docs/tiny/interpolation.yaml", "--set", "interpolation_steps=3",
+                                 "--set", "interpolation_spacing=perceptual", "--set", "batch_size=2"],
+    "interpolation-blend": ["docs/tiny/interpolation.yaml", "--set", "interpolation_steps=3",
+                            "--set", "transition=blend", "--set", "batch_size=1"],
     "random-walk": ["configs/txt2img/random_walk.yaml", "--set", "walk_steps=3",
                     "--set", "walk_directions=2"],
     "diffevolution": ["configs/txt2img/diffevolution.yaml", "--set", "batch_size=2", "--auto", "2"],

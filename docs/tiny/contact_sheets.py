@@ -1,9 +1,13 @@
 """The README's contact sheets: one journey per experiment with the trained ``tiny`` model.
 
-    python docs/tiny/contact_sheets.py
+    python docs/tiny/contact_sheets.py                # every experiment's sheet
+    python docs/tiny/contact_sheets.py --transitions  # only transitions.png
 
 Runs each config next to this file with ``lse run`` (64×64, the model's native
 size) and lays the journey's frames out in one row, each frame doubled in size.
+``transitions.png`` runs interpolation.yaml three ways, one row each: the default
+(uniform spacing, every frame denoised in full), ``interpolation_spacing:
+perceptual`` and ``transition: blend``.
 """
 
 from __future__ import annotations
@@ -69,7 +73,30 @@ def contact_sheet(paths: list[Path], size: int = 64) -> Image.Image:
     return sheet
 
 
+# The rows of transitions.png: interpolation.yaml with these keys added.
+TRANSITIONS = {"full": (), "perceptual": ("--set", "interpolation_spacing=perceptual"),
+               "blend": ("--set", "transition=blend")}
+
+
+def transitions_sheet(tmp: Path) -> None:
+    rows = []
+    for mode, extra in TRANSITIONS.items():
+        session = _run("interpolation.yaml", tmp / f"transitions-{mode}", *extra)
+        rows.append(contact_sheet(_frames("interpolation.yaml", session)))
+    sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height + GAP for r in rows) - GAP),
+                      (255, 255, 255))
+    for index, row in enumerate(rows):
+        sheet.paste(row, (0, index * (row.height + GAP)))
+    target = HERE / "transitions.png"
+    sheet.save(target, optimize=True)
+    print(f"wrote {target.relative_to(ROOT)}")
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--transitions"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            transitions_sheet(Path(tmp))
+        return
     journeys = {
         "single_inference.yaml": (),
         "visualize_diffusion.yaml": (),
@@ -86,6 +113,7 @@ def main() -> None:
             target = HERE / config.replace(".yaml", ".png")
             contact_sheet(_frames(config, session)).save(target, optimize=True)
             print(f"wrote {target.relative_to(ROOT)}")
+        transitions_sheet(Path(tmp))
 
 
 if __name__ == "__main__":

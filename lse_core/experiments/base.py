@@ -48,6 +48,9 @@ class Render:
     # The plan receives the rendered frames only when it asks (outpaint grows from them);
     # otherwise none is kept once it is saved.
     results: bool = False
+    # False: the frames are rendered only for the plan to measure (perceptual spacing's
+    # coarse pass), never saved or announced, and rendered again by a resume.
+    keep: bool = True
 
 
 @dataclass

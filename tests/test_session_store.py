@@ -373,9 +373,12 @@ def test_the_sessions_browser_marks_a_damaged_session_and_keeps_running(finished
     import asyncio
 
     root = tmp_path / "s"
-    for name in ("good-1", "good-2", "damaged", "bad-journal"):
+    for name in ("good-1", "good-2", "damaged", "bad-journal", "fifo", "linked"):
         _copy(finished, root / name)
     (root / "damaged" / "session.json").write_text("[" * 100_000 + "]" * 100_000)
+    _fifo(root / "fifo" / "session.json")
+    (root / "linked" / "images").rename(tmp_path / "outside")
+    (root / "linked" / "images").symlink_to(tmp_path / "outside")
     with open(root / "bad-journal" / "frames.jsonl", "r+b") as journal:
         journal.write(b"[[[")  # the listing reads session.json only; its frames are unreadable
     asyncio.run(_browse_past_the_damaged_session(root))
@@ -397,11 +400,13 @@ async def _browse_past_the_damaged_session(root: Path) -> None:
         summaries = list(browser.summaries.values())
         states = {s.path.name: s.state for s in summaries}
         assert states == {"good-1": "done", "good-2": "done", "damaged": "unreadable",
-                          "bad-journal": "done"}
+                          "bad-journal": "done", "fifo": "unreadable", "linked": "unreadable"}
         rows = [s.path.name for s in summaries]
         preview = browser.query_one("#session-preview", FramePreview)
         for name, why in [("damaged", "session.json: unreadable (nested too deeply)"),
-                          ("bad-journal", "frames.jsonl: line 1 is not a journal entry")]:
+                          ("bad-journal", "frames.jsonl: line 1 is not a journal entry"),
+                          ("fifo", "session.json: is a FIFO"),
+                          ("linked", "images: is a symbolic link")]:
             table.move_cursor(row=rows.index(name))
             await wait_until(pilot, lambda: browser.current.path.name == name, f"the {name} row")
             await wait_until(pilot, lambda: preview.caption_text == f"unreadable: {why}"

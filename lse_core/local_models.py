@@ -60,11 +60,12 @@ def _builtin() -> list[LocalModel]:
 
 
 def _in_hub_cache() -> list[LocalModel]:
-    from huggingface_hub import scan_cache_dir
+    from huggingface_hub import constants, scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 
     try:
-        cache = scan_cache_dir()
+        # Named here: scan_cache_dir's own default is the folder known when it was imported.
+        cache = scan_cache_dir(constants.HF_HUB_CACHE)
     except CacheNotFound:
         return []
     rows = []

@@ -26,7 +26,7 @@ from hub_fixtures import (
     run_lse,
     run_lse_in_terminal,
 )
-from test_tui_support import make_app, type_into
+from test_tui_support import make_app, type_into, wait_until
 
 REPO = "lse-test/tiny"
 
@@ -187,6 +187,26 @@ async def test_the_model_field_completes_local_models(out: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("enter")
         await type_into(pilot, "#edit-model_id", "tiny-r")
+        field = app.screen.query_one("#edit-model_id")
+        await wait_until(pilot, lambda: field._suggestion == "tiny-random", "the completion")
         await pilot.press("right")  # accepts the completion, as in a shell
         await pilot.pause()
         assert app.screen.query_one("#edit-model_id").value == "tiny-random"
+
+
+async def test_the_model_field_completes_models_in_the_hub_cache(served, out: Path, tmp_path,
+                                                                monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    cache_snapshot(tmp_path / "hf", "lse-test/tiny-cached", served)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    app = make_app(out)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("enter")
+        await type_into(pilot, "#edit-model_id", "lse-test/t")
+        field = app.screen.query_one("#edit-model_id")
+        await wait_until(pilot, lambda: field._suggestion == "lse-test/tiny-cached",
+                         "the completion")
+        await pilot.press("right")
+        await pilot.pause()
+        assert app.screen.query_one("#edit-model_id").value == "lse-test/tiny-cached"

@@ -3,8 +3,7 @@
 Seeded and CPU-only; the defaults are the run whose weights ship in
 ``lse_core/tiny/weights``. Stages:
 
-1. the VAE (×8, 4 latent channels) on freshly drawn scenes, its latents made to
-   carry colour affinely (LINEAR_COLOUR_WEIGHT);
+1. the VAE (×8, 4 latent channels) on freshly drawn scenes;
 2. the frozen text encoder's embedding of every training caption, and the
    VAE latents of a pool of scenes;
 3. the txt2img UNet: epsilon prediction on SD 2.x's noise schedule, with 10 %
@@ -47,12 +46,6 @@ CFG_DROPOUT = 0.1  # share of captions replaced by the empty prompt
 MIN_SNR_GAMMA = 5.0  # min-SNR loss weighting: faster convergence for small budgets
 SHAPE_WEIGHT = 4.0  # extra VAE loss weight of shape pixels
 KL_WEIGHT = 1e-3  # per pixel; enough to keep the latent space smooth for diffusion
-# Each latent pixel's 8×8 patch colour must be an affine function of it, as it nearly
-# is for SD's VAE. Guidance pushes a latent past the data, away from the unconditional
-# prediction; in a latent space without this term, a red pushed further landed
-# nearest to orange and orange nearest to yellow, and few-step samplers drew those
-# colours (issue 18.1). With it, further past red is a stronger red.
-LINEAR_COLOUR_WEIGHT = 1.0
 
 
 def log(message: str, started: float) -> None:
@@ -79,10 +72,7 @@ def train_vae(steps: int, batch: int, rng: random.Random, started: float) -> Aut
         # default std of 1 the noise drowns the signal and the decoder learns
         # nothing for hundreds of steps. The KL term widens it again.
         vae.quant_conv.bias[vae.config.latent_channels :] = -8.0
-    # The affine colour read-out of LINEAR_COLOUR_WEIGHT, learned with the VAE, not shipped.
-    read_out = torch.nn.Conv2d(vae.config.latent_channels, 3, kernel_size=1)
-    optimizer, schedule = cosine_optimizer([*vae.parameters(), *read_out.parameters()], 1e-3,
-                                           steps)
+    optimizer, schedule = cosine_optimizer(vae.parameters(), 1e-3, steps)
     for step in range(1, steps + 1):
         pixels = to_tensor([scenes.render(scenes.random_scene(rng), SIZE, rng) for _ in range(batch)])
         posterior = vae.encode(pixels).latent_dist
@@ -93,41 +83,14 @@ def train_vae(steps: int, batch: int, rng: random.Random, started: float) -> Aut
         shape = (pixels - pixels[..., :1, :1]).abs().sum(dim=1, keepdim=True) > 0.05
         recon = (F.mse_loss(decoded, pixels, reduction="none") * (1 + SHAPE_WEIGHT * shape)).mean()
         kl = posterior.kl().mean() / pixels[0].numel()
-        linear = F.mse_loss(read_out(posterior.mean), F.avg_pool2d(pixels, 8))
-        loss = recon + KL_WEIGHT * kl + LINEAR_COLOUR_WEIGHT * linear
+        loss = recon + KL_WEIGHT * kl
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
         if step % 50 == 0 or step == steps:
-            log(f"vae {step}/{steps} recon {recon.item():.5f} kl {kl.item():.4f} "
-                f"linear colour {linear.item():.4f}", started)
+            log(f"vae {step}/{steps} recon {recon.item():.5f} kl {kl.item():.4f}", started)
     return vae.eval()
-
-
-@torch.no_grad()
-def colour_geometry(vae: AutoencoderKL) -> dict[str, str]:
-    """How often a centred shape's latent, pushed away from the same scene's average over
-    the six colours (as guidance pushes a prediction past the data), still decodes to
-    its own colour in the shape's centre; pushed 1×, 2× and 4×."""
-    colours = list(scenes.COLOURS)
-    palette = torch.tensor([scenes.COLOURS[name] for name in colours], dtype=torch.float32)
-    pushes = (1.0, 2.0, 4.0)
-    right = dict.fromkeys(pushes, 0)
-    cases = [(shape, background) for shape in scenes.SHAPES for background in scenes.BACKGROUNDS]
-    centre_patch = slice(SIZE * 3 // 8, SIZE * 5 // 8)
-    for index, (shape, background) in enumerate(cases):
-        drawn = [scenes.render(scenes.Scene(colour, shape, background, position="in the centre"),
-                               SIZE, random.Random(index)) for colour in colours]
-        latents = vae.encode(to_tensor(drawn)).latent_dist.mean
-        average = latents.mean(dim=0, keepdim=True)
-        for push in pushes:
-            pixels = vae.decode(latents + push * (latents - average)).sample.clamp(-1, 1)
-            patch = ((pixels[..., centre_patch, centre_patch] + 1) * 127.5).mean(dim=(2, 3))
-            nearest = torch.cdist(patch, palette).argmin(dim=1)
-            right[push] += int((nearest == torch.arange(len(colours))).sum())
-    total = len(cases) * len(colours)
-    return {f"pushed {push:g}x": f"{count}/{total}" for push, count in right.items()}
 
 
 class Pool:
@@ -317,8 +280,6 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
 
     vae = train_vae(args.vae_steps, args.vae_batch, rng, started)
-    geometry = colour_geometry(vae)
-    log(f"vae colour geometry (pushed past the data, still its colour): {geometry}", started)
     for param in vae.parameters():
         param.requires_grad_(False)
     tokenizer = parts.tokenizer(Path(tempfile.mkdtemp(prefix="lse-tiny-tokenizer-")))
@@ -335,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         "vae_batch": args.vae_batch, "pool": args.pool, "cut_pool": args.cut_pool,
         "unet_steps": args.unet_steps, "inpaint_steps": args.inpaint_steps, "batch": args.batch,
         "seconds": round(seconds), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "torch": torch.__version__, "vae_colour_geometry": geometry,
+        "torch": torch.__version__,
     }
     save(args.out, vae, unet, inpaint, pool.scaling_factor, parts.text_probe(text_encoder, tokenizer),
          record)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from helpers import only_session, run_cli, write_config
+from helpers import one_line_exit_2, only_session, run_cli, write_config
 
 RED_CIRCLE = "a red circle on a white background"
 BLUE_SQUARE = "a blue square on a white background"
@@ -67,6 +67,14 @@ def _red_on_white(image: np.ndarray) -> bool:
 def test_red_circle_on_white_over_seeds(tmp_path):
     images = _images(_run(tmp_path, "red", prompt=RED_CIRCLE, images_per_prompt=8))
     assert sum(_red_on_white(image) for image in images) >= 6
+
+
+@pytest.mark.parametrize("flag", ["--scheduler", "--schedulers"])
+def test_evaluate_answers_an_unknown_scheduler_in_one_line(capsys, flag):
+    from lse_core.tiny.evaluate import main
+
+    code = main([flag, "Nope", "--table"] if flag == "--schedulers" else [flag, "Nope"])
+    one_line_exit_2(code, capsys.readouterr().err, "unknown scheduler 'Nope'")
 
 
 def test_held_out_caption_is_drawn(tmp_path):

@@ -15,12 +15,14 @@ the images right in both respects, out of captions × seeds.
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from ..config import SCHEDULERS, resolve_scheduler_name
+from ..errors import BadInput
 from .scenes import BACKGROUNDS, COLOURS, HELD_OUT, Scene
 
 BORDER = 3  # pixels of each edge taken as the background
@@ -110,6 +112,7 @@ def table(renderer: Renderer, schedulers: list[str], step_counts: list[int], see
     total = len(scenes) * seeds
     lines = ["| scheduler | " + " | ".join(f"{n} steps" for n in step_counts) + " |",
              "| --- |" + " --- |" * len(step_counts)]
+    print("\n".join(lines), flush=True)  # each row as soon as it is measured: a table takes minutes
     for scheduler in schedulers:
         cells = [f"{hits(scenes, renderer.render(captions, seeds, n, guidance, size, scheduler))}"
                  f"/{total}" for n in step_counts]
@@ -138,16 +141,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --table: comma-separated step counts (default 4,10,25)")
     args = parser.parse_args(argv)
 
-    if args.table:
+    try:
         names = list(SCHEDULERS) if args.schedulers == "all" else [
             resolve_scheduler_name(name.strip()) for name in args.schedulers.split(",")]
+        scheduler = resolve_scheduler_name(args.scheduler)
+    except BadInput as exc:
+        print(f"evaluate: {exc}", file=sys.stderr)
+        return 2
+    if args.table:
         step_counts = [int(n) for n in args.step_counts.split(",")]
         print(f"{args.seeds} seeds × {len(acceptance_scenes())} captions, {args.size}x{args.size}, "
               f"guidance {args.guidance}: images right (background and shape colour)")
         table(Renderer(), names, step_counts, args.seeds, args.guidance, args.size)
         return 0
 
-    scheduler = resolve_scheduler_name(args.scheduler)
     scenes = acceptance_scenes()
     rendered = render([s.caption for s in scenes], args.seeds, args.steps, args.guidance,
                       args.size, scheduler)

@@ -77,7 +77,8 @@ class FieldRow(Vertical):
     def _editors(self) -> ComposeResult:
         spec, text, key = self.spec, self._initial, self.spec.key
         if spec.kind == "bool":
-            value = text.lower() == "true"
+            # A key the values leave out is shown at its default (live_preview: on).
+            value = text.lower() == "true" if text else bool(spec.default)
             # The switch's position and the word beside it both say on or off.
             yield Switch(value, animate=False, id=f"edit-{key}")
             yield Label(on_off(value), classes=f"switch-state -{on_off(value)}")

@@ -119,8 +119,9 @@ def test_unwritable_output_folder_is_found_before_the_model_loads(tmp_path, caps
     config = write_config(tmp_path / "exp.yaml", **BASE)
     started = time.monotonic()
     code = run_cli("run", str(config), "--out", str(tmp_path / "a-file" / "sessions"))
-    one_line_exit_2(code, capsys.readouterr().err,
-                     f"key 'output_path': cannot write sessions to {tmp_path}/a-file/sessions (Not a directory)")
+    err = capsys.readouterr().err
+    one_line_exit_2(code, err, "key 'output_path': cannot write sessions to ")
+    assert err.rstrip().endswith("/a-file/sessions (Not a directory)")  # a long path is cut in the middle
     assert time.monotonic() - started < 1.5
 
 

@@ -162,7 +162,7 @@ def test_random_walk_moves_only_the_chosen_space(tmp_path, walk_prompt, walk_noi
         deltas.append(first)
     assert not torch.allclose(deltas[0], deltas[1])  # each direction draws its own delta
     with Image.open(session / "gifs" / "output-0.gif") as gif:
-        assert gif.n_frames == 2 * (4 + 2)  # out and back per direction
+        assert gif.n_frames == 2 * 2 * (3 + 1)  # out and back per direction: start…3, 3…start
 
 
 # outpaint walk ---------------------------------------------------------------------------------

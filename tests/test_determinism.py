@@ -117,9 +117,9 @@ def test_padding_reaches_the_engine_and_a_resume_keeps_it(tmp_path, monkeypatch)
     pads: list[int | None] = []
     render = Engine.render
 
-    def watching(self, frames, settings, on_step=None, cancel=None, pad_to=None):
+    def watching(self, *args, pad_to=None, **kwargs):
         pads.append(pad_to)
-        return render(self, frames, settings, on_step, cancel, pad_to)
+        return render(self, *args, pad_to=pad_to, **kwargs)
 
     monkeypatch.setattr(Engine, "render", watching)
     keys = [*SMALL, "images_per_prompt=5", "batch_size=2"]  # batches of 2, 2 and 1

@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a config key; the value is parsed as YAML (repeatable)")
     run.add_argument("--out", metavar="DIR",
                      help="write the session under DIR (overrides output_path)")
+    run.add_argument("--fixed-shapes", action=argparse.BooleanOptionalAction, default=None,
+                     help="pad every batch to one size (default: when compiled); the "
+                          "session keeps it for its resumes")
     _device_options(run)
     _choice_options(run)
 
@@ -239,7 +242,8 @@ def _options(args: argparse.Namespace):
 
         on_cpu = (args.device or "").startswith("cpu") or not torch.cuda.is_available()
         group = Group.join(use_cuda=not on_cpu)
-    return RunOptions(device=args.device, dtype=args.dtype, group=group)
+    return RunOptions(device=args.device, dtype=args.dtype, group=group,
+                      fixed_shapes=getattr(args, "fixed_shapes", None))
 
 
 def _resume(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from .frames import FrameRecord
 from .live_preview import LatentPreview
 from .media import video_unavailable, write_media
 from .distributed import Group, failure_of
-from .session import Session, stored_count
+from .session import FrameFiles, Session, stored_count
 from .writer import OrderedWriter
 
 
@@ -230,13 +230,15 @@ class PlanDriver:
     # saving (on the writer's thread) ---------------------------------------------
     def _save_chunk(self, chunk: list[FrameJob], inputs, rendered: list[RenderedFrame],
                     render_s: float) -> None:
+        files = []
         for job, frame_input, frame in zip(chunk, inputs, rendered):
             for record, (step_embed, step_image) in zip(job.steps, frame.steps):
                 if record.name != job.name:  # the final frame is written just below
-                    self.session.write_frame(record, step_image, frame_input.prompt_embed,
-                                             frame_input.noise, step_embed)
-            self.session.write_frame(job.record, frame.image, frame_input.prompt_embed,
-                                     frame_input.noise, frame.image_embed)
+                    files.append(FrameFiles(record, step_image, frame_input.prompt_embed,
+                                            frame_input.noise, step_embed))
+            files.append(FrameFiles(job.record, frame.image, frame_input.prompt_embed,
+                                    frame_input.noise, frame.image_embed))
+        self.session.write_frames(files)
         if self.root:
             self.session.add_time("render_s", render_s)
             self._announce_all(chunk, rendered, False)

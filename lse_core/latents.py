@@ -135,30 +135,35 @@ def save_embedding(path: Path, prompt_embed: PromptEmbedding, latent_noise: torc
                    image_embed: torch.Tensor) -> None:
     """Write the tensors (SDXL: with the pooled embedding) and the family to ``.safetensors``
     atomically."""
-    from safetensors.torch import save_file
+    publish(path, lambda tmp: write_embedding(tmp, prompt_embed, latent_noise, image_embed,
+                                              shown=path))
 
-    def own(tensor: torch.Tensor) -> torch.Tensor:
-        # A packed copy: safetensors refuses views and tensors that share memory.
-        return tensor.detach().float().cpu().clone(memory_format=torch.contiguous_format)
+
+def write_embedding(tmp: Path, prompt_embed: PromptEmbedding, latent_noise: torch.Tensor,
+                    image_embed: torch.Tensor, shown: Path) -> None:
+    """The tensors and the family written to ``tmp`` (``shown``: the name it is written
+    for, in a full disk's message)."""
+    import numpy as np
+    from safetensors import SafetensorError
+    from safetensors.numpy import save_file
+
+    def own(tensor: torch.Tensor) -> np.ndarray:
+        # Packed numpy arrays, not torch copies: this runs on the writer's thread, where
+        # a torch copy starts intra-op threads that compete with the rendering ones.
+        return np.ascontiguousarray(tensor.detach().float().cpu().numpy())
 
     tensors = {"prompt_embed": own(prompt_embed.tokens), "latent_noise": own(latent_noise),
                "image_embed": own(image_embed)}
     if prompt_embed.pooled is not None:
         tensors[POOLED] = own(prompt_embed.pooled)
-    metadata = {FAMILY_METADATA: prompt_embed.family}
-    from safetensors import SafetensorError
-
-    def write(tmp: Path) -> None:
-        try:
-            save_file(tensors, str(tmp), metadata=metadata)
-        except SafetensorError as exc:
-            # safetensors reports I/O failures as its own error; a full disk must stay an
-            # OSError so the run stops cleanly and can be resumed.
-            if "os error 28" in str(exc):
-                raise OSError(errno.ENOSPC, f"no space left on device writing {path}") from None
-            raise
-
-    publish(path, write)
+    try:
+        save_file(tensors, str(tmp), metadata={FAMILY_METADATA: prompt_embed.family})
+    except SafetensorError as exc:
+        # safetensors reports I/O failures as its own error; a full disk must stay an
+        # OSError so the run stops cleanly and can be resumed.
+        if "os error 28" in str(exc):
+            raise OSError(errno.ENOSPC, f"no space left on device writing {shown}") from None
+        raise
 
 
 def load_embedding(path: str | Path, needs: tuple[str, ...] = FRAME_KEYS,

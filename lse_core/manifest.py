@@ -72,6 +72,7 @@ class Manifest(_Stored):
     updated: Annotated[Time, Field(strict=False)] | None = None
     batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH)]
     torch_threads: Annotated[int, Field(ge=1, le=MAX_THREADS)] | None = None
+    fixed_shapes: bool | None = None
     diffevolution: StoredEvolution | None = None
     checksums: dict[str, str] | None = None  # sessions before the journal
 

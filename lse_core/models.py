@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -18,6 +19,7 @@ from .preflight import check_device_name
 from .sources import TINY_MODELS, load_pipeline, locate
 
 log = logging.getLogger(__name__)
+CACHE_VARIABLE = "TORCHINDUCTOR_CACHE_DIR"
 
 @dataclass
 class LoadedModel:
@@ -223,20 +225,47 @@ def compile_wanted(setting: bool | None, device: torch.device) -> bool:
 
 def compile_model(model: LoadedModel) -> bool:
     """``torch.compile`` the UNet and the VAE decoder, once per loaded model (the TUI runs
-    many experiments). Compiled code is cached under lse's cache folder, so a second
-    launch on the same machine reuses it. Returns whether this call compiled anything."""
+    many experiments). Compiling happens at the first calls, so run them inside
+    ``compile_cache``. Returns whether this call compiled anything."""
     if getattr(model.unet, "_lse_compiled", False):
         return False
-    from .tiny import cache_root
-
-    # Inductor reads these when it first compiles; a user's own setting wins.
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "torch-compile"))
-    os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
-    os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
     model.unet.forward = torch.compile(model.unet.forward)
     model.vae.decode = torch.compile(model.vae.decode)
     model.unet._lse_compiled = True
     return True
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``count`` while the block runs, then put back
+    (the count is process-wide: a later run in the same process starts from its own)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def compile_cache() -> Iterator[None]:
+    """Inductor's compiled code cached under lse's cache folder (a second launch on the
+    same machine reuses it) while the block runs; the environment is restored afterwards,
+    because the process may run other experiments or be a library user's own. A user's
+    own ``TORCHINDUCTOR_CACHE_DIR`` wins. (Inductor reads the variable at every compile,
+    and its local FX-graph and autograd caches are on by default.)"""
+    from .tiny import cache_root
+
+    before = os.environ.get(CACHE_VARIABLE)
+    os.environ[CACHE_VARIABLE] = before or str(cache_root() / "torch-compile")
+    try:
+        yield
+    finally:
+        # Inductor writes the variable itself when it compiles: put back what was there.
+        if before is None:
+            os.environ.pop(CACHE_VARIABLE, None)
+        else:
+            os.environ[CACHE_VARIABLE] = before
 
 
 def quiet_libraries() -> None:

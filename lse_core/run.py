@@ -8,6 +8,7 @@ TUI consumes ``events()`` in a worker and the CLI with ``asyncio.run``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import queue
 import threading
@@ -39,11 +40,13 @@ from .models import (
     LoadedModel,
     apply_memory_options,
     builds_first,
+    compile_cache,
     compile_model,
     compile_wanted,
     load_model,
     pick_device,
     pick_dtype,
+    torch_threads,
 )
 from .distributed import Failure, Group, RankFailed, failure_of
 from .media import media_entries
@@ -65,6 +68,9 @@ class RunOptions:
     # Live step previews where the config's ``live_preview`` allows (the TUI asks for
     # them; headless runs never do, and then do no preview work at all).
     live_preview: bool = False
+    # Pad every batch of a request to one size; None: when compiled (a compiled model then
+    # never recompiles mid-journey). A session stores it and a resume pads the same way.
+    fixed_shapes: bool | None = None
 
 
 def default_batch_size(model: LoadedModel, height: int, width: int) -> int:
@@ -102,6 +108,9 @@ class ExperimentRun:
         # is refused (its stored state, a finished one's "done" included, is kept).
         self._started = False
         self._removed: list[str] = []  # damaged files a resume removed, to be made again
+        # Process-wide settings the run changes (thread count, compile cache), put back when
+        # it ends: the TUI runs many experiments in one process.
+        self._restore = contextlib.ExitStack()
 
     def cancel(self) -> None:
         """Stop within one denoising step; finished frames stay in the session."""
@@ -167,6 +176,7 @@ class ExperimentRun:
             emit(Failed(message, bad_input=False,
                         session_dir=self.session.path if self.session else None))
         finally:
+            self._restore.close()
             if self.session is not None:
                 self.session.release()
 
@@ -208,6 +218,8 @@ class ExperimentRun:
         try:
             model, device, dtype, load_s = self._load(cfg, manifest, emit)
             compiled = compile_wanted(cfg.compile, device)
+            if compiled:
+                self._restore.enter_context(compile_cache())
             if compiled and compile_model(model):
                 emit(Notice("compiling the model for this GPU (first run only: later runs "
                             "read the compile cache)…"))
@@ -229,16 +241,18 @@ class ExperimentRun:
             raise Cancelled()
 
         if root:
-            session = self._session(cfg, existing, experiment, model, device, dtype, load_s, emit)
+            session = self._session(cfg, existing, experiment, model, device, dtype, load_s,
+                                    compiled, emit)
             if group is not None and (note := experiment.split_note(session.batch_size, group.size)):
                 emit(Notice(note))
-        shared = (session.path, session.batch_size) if root else None
+        shared = (session.path, session.batch_size, _fixed_shapes(session.manifest, compiled)
+                  ) if root else None
         if group is not None:
             shared = _from_root(group, lambda: shared)
             if not root:  # writes its frames into the folder; session.json is rank 0's
                 session = Session(Path(shared[0]), manifest, keeps_records=False)
                 session.load_verified()  # the frames rank 0 found whole
-        batch_size = shared[1]
+        batch_size, fixed_shapes = shared[1], shared[2]
         emit(Started(session.path, experiment.frames_planned, 0, batch_size,
                      steps_run(experiment.settings(), cfg.model_identifier == "img2img"),
                      group.size if group is not None else 1))
@@ -249,7 +263,7 @@ class ExperimentRun:
 
             preview = preview_for(model, cache_root())
         driver = PlanDriver(session, engine, batch_size, cfg.gif_frame_dur, emit,
-                            self._cancel, self._choices, fixed_shapes=compiled, group=group,
+                            self._cancel, self._choices, fixed_shapes=fixed_shapes, group=group,
                             preview=preview, img2img=cfg.model_identifier == "img2img")
         driver.drive(experiment.plan())
         if root:
@@ -272,7 +286,7 @@ class ExperimentRun:
         media_entries(existing)
         if existing.manifest.get("torch_threads") and _same_device(existing.manifest) == "cpu":
             # A CPU's results depend on its thread count: resume as the session began.
-            torch.set_num_threads(existing.manifest["torch_threads"])
+            self._restore.enter_context(torch_threads(existing.manifest["torch_threads"]))
         self._removed = existing.verify()  # before the model loads: a finished one may be whole
         return cfg, existing
 
@@ -298,7 +312,7 @@ class ExperimentRun:
         return model, device, dtype, load_s
 
     def _session(self, cfg: ExperimentConfig, existing: Session | None, experiment, model,
-                 device: torch.device, dtype: torch.dtype, load_s: float,
+                 device: torch.device, dtype: torch.dtype, load_s: float, compiled: bool,
                  emit: Callable[[Event], None]) -> Session:
         """The resumed session, checked, or a new one."""
         if existing is not None:
@@ -320,6 +334,8 @@ class ExperimentRun:
             "torch_threads": torch.get_num_threads(),
             "ranks": group.size if group is not None else 1,
             "batch_size": cfg.batch_size or default_batch_size(model, height, width),
+            "fixed_shapes": (compiled if self.options.fixed_shapes is None
+                             else self.options.fixed_shapes),
             "frames_planned": experiment.frames_planned,
             "timings": {"load_s": round(load_s, 3), "render_s": 0.0},
         })
@@ -350,6 +366,13 @@ def _same_device(manifest: dict[str, Any]) -> str | None:
     if device.startswith("cuda") and not torch.cuda.is_available():
         return None
     return device
+
+
+def _fixed_shapes(manifest: dict[str, Any], compiled: bool) -> bool:
+    """Whether batches are padded: as the session stored it (padding a batch of one frame
+    can change its bytes), or, in a session made before it was stored, when compiled."""
+    stored = manifest.get("fixed_shapes")
+    return stored if isinstance(stored, bool) else compiled
 
 
 def _stored_dtype(manifest: dict[str, Any]) -> str | None:

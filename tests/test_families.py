@@ -225,7 +225,7 @@ def test_sdxl_interpolation_moves_the_pooled_embedding(method, family_model, tmp
                           height=32, width=32, diffusion_steps=2)
     assert run_cli("run", str(config), "--out", str(tmp_path / "s")) == 0
     session = only_session(tmp_path / "s")
-    start, middle, end = (_embedding(session, f"output-0_lstitms-0,1_step-{s}")
+    start, middle, end = (_embedding(session, f"interpolation_lstitms-0,1_step-{s}")
                           for s in ("start", "1", "end"))
     for key in ("prompt_embed", "pooled_prompt_embed"):
         a, b = start[key], end[key]

@@ -83,14 +83,24 @@ def test_same_seed_gives_identical_bytes(tmp_path):
 
 
 def test_export_rewrites_gif_and_mp4(out):
-    from helpers import run_cli
+    import imageio_ffmpeg
 
-    assert run_config(ROOT / "configs/txt2img/visualize_diffusion.yaml", out) == 0
+    from helpers import run_cli
+    from lse_core.session import Session
+
+    assert run_config(ROOT / "configs/txt2img/visualize_diffusion.yaml", out,
+                      "gif_frame_dur=100") == 0
     session = only_session(out)
-    gif = session / "gifs" / "output-0.gif"
+    (entry,) = [m for m in Session.open(session).stored_media() if m["name"] == "output-0"]
+    frames = len(entry["frames"])  # every denoising step, 3 here
+    gif, mp4 = session / "gifs" / "output-0.gif", session / "videos" / "output-0.mp4"
     gif.unlink()
-    assert run_cli("export", str(session), "--gif") == 0
-    assert gif.is_file()
+    mp4.unlink()
+    assert run_cli("export", str(session), "--gif", "--mp4") == 0
+    with Image.open(gif) as image:
+        shown = sum(image.seek(i) or image.info["duration"] for i in range(image.n_frames))
+    assert frames == 3 and shown == frames * 100
+    assert imageio_ffmpeg.count_frames_and_secs(str(mp4))[0] == frames
 
 
 def test_drawn_seed_is_recorded_and_reproduces(tmp_path):

@@ -76,11 +76,11 @@ def test_interpolation_frame_count_and_keyframes(tmp_path):
     session = only_session(tmp_path / "i")
     names = {p.stem for p in (session / "images").glob("*.png")}
     # the original tool's names, each keyframe once: the end of one segment starts the next
-    assert names == {"output-0_lstitms-0,1_step-start", "output-0_lstitms-0,1_step-1",
-                     "output-0_lstitms-0,1_step-2", "output-0_lstitms-0,1_step-end",
-                     "output-0_lstitms-1,2_step-1", "output-0_lstitms-1,2_step-2",
-                     "output-0_lstitms-1,2_step-end"}
-    keyframes = ["output-0_lstitms-0,1_step-start", "output-0_lstitms-1,2_step-end"]
+    assert names == {"interpolation_lstitms-0,1_step-start", "interpolation_lstitms-0,1_step-1",
+                     "interpolation_lstitms-0,1_step-2", "interpolation_lstitms-0,1_step-end",
+                     "interpolation_lstitms-1,2_step-1", "interpolation_lstitms-1,2_step-2",
+                     "interpolation_lstitms-1,2_step-end"}
+    keyframes = ["interpolation_lstitms-0,1_step-start", "interpolation_lstitms-1,2_step-end"]
     # keyframes rendered alone: single inference with the same prompt and seed
     for index, (prompt, seed) in enumerate([("a red fox", 11), ("a green frog", 13)]):
         alone = write_config(tmp_path / f"alone{index}.yaml", model_identifier="txt2img",
@@ -125,11 +125,11 @@ def test_compat_embedding_as_interpolation_keyframe(tmp_path):
                             interpolation_steps=1, diffusion_steps=1)
     assert run_cli("run", str(config), "--out", str(tmp_path / "i")) == 0
     session = only_session(tmp_path / "i")
-    last = load_file(session / "embeddings" / "output-0_lstitms-0,1_step-end.safetensors")
+    last = load_file(session / "embeddings" / "interpolation_lstitms-0,1_step-end.safetensors")
     original = torch.load(source, weights_only=True)
     assert torch.equal(last["prompt_embed"], original["prompt_embed"].float())
     assert torch.equal(last["latent_noise"], original["latent_noise"].float())
-    with Image.open(session / "images" / "output-0_lstitms-0,1_step-end.png") as image:
+    with Image.open(session / "images" / "interpolation_lstitms-0,1_step-end.png") as image:
         assert image.size == (768, 768)
 
 
@@ -162,7 +162,7 @@ def test_random_walk_moves_only_the_chosen_space(tmp_path, walk_prompt, walk_noi
         deltas.append(first)
     assert not torch.allclose(deltas[0], deltas[1])  # each direction draws its own delta
     with Image.open(session / "gifs" / "output-0.gif") as gif:
-        assert gif.n_frames == 2 * (4 + 2)  # out and back per direction
+        assert gif.n_frames == 2 * 2 * (3 + 1)  # out and back per direction: start…3, 3…start
 
 
 # outpaint walk ---------------------------------------------------------------------------------

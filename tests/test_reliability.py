@@ -237,12 +237,12 @@ def _pngs(session: Path) -> dict[str, bytes]:
 def test_resume_makes_a_damaged_frame_again(tmp_path, capsys):
     session = _finished_session(tmp_path)
     reference = _pngs(session)
-    victim = session / "images" / "output-0_lstitms-0,1_step-3.png"
+    victim = session / "images" / "interpolation_lstitms-0,1_step-3.png"
     victim.write_bytes(victim.read_bytes()[:100])  # cut short, as a second writer once did
-    (session / "images" / ".output-0_lstitms-0,1_step-4.h-1-ab.tmp.png").write_bytes(b"half")
+    (session / "images" / ".interpolation_lstitms-0,1_step-4.h-1-ab.tmp.png").write_bytes(b"half")
     capsys.readouterr()
     assert run_cli("resume", str(session)) == 0
-    assert "1 damaged file(s) will be made again: images/output-0_lstitms-0,1_step-3.png" in capsys.readouterr().out
+    assert "1 damaged file(s) will be made again: images/interpolation_lstitms-0,1_step-3.png" in capsys.readouterr().out
     assert _pngs(session) == reference
     assert not [p for p in (session / "images").iterdir() if p.name.startswith(".")]
 

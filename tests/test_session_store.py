@@ -24,7 +24,7 @@ INTERPOLATION = {"model_identifier": "txt2img", "exp_identifier": "interpolation
 EVOLUTION = {"model_identifier": "txt2img", "exp_identifier": "diffevolution", "model_id": "tiny",
              "prompt": "a harbour", "height": 32, "width": 32, "diffusion_steps": 2,
              "rand_seed": 5, "genes_per_generation": 2, "batch_size": 2}
-FRAME = "output-0_lstitms-0,1_step-3"
+FRAME = "interpolation_lstitms-0,1_step-3"
 
 
 def _made(tmp_path_factory, name: str, keys: dict, *extra: str) -> Path:
@@ -256,7 +256,7 @@ def test_a_torn_last_journal_line_is_skipped_and_rewritten_by_a_resume(finished,
     _set_state(session, "interrupted")
     (session / "images" / f"{FRAME}.png").unlink()
     with open(session / "frames.jsonl", "ab") as journal:
-        journal.write(b'{"file":"images/output-0_lstitms-0,1_st')  # a write cut by a power cut
+        journal.write(b'{"file":"images/interpolation_lstitms-0,1_st')  # a write cut by a power cut
     assert _listing(tmp_path / "s")["torn"][0] == "interrupted"
     assert run_cli("resume", str(session)) == 0
     assert _pngs(session) == _pngs(finished)

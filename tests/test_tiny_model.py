@@ -152,7 +152,8 @@ def test_caption_words_are_whole_tokens_of_the_loaded_tokenizer():
 @pytest.mark.parametrize("steps", [2, 25])
 def test_steps_from_two_to_twenty_five_run(tmp_path, steps):
     images = _images(_run(tmp_path, f"s{steps}", prompt=RED_CIRCLE, diffusion_steps=steps))
-    assert len(images) == 1 and np.isfinite(images[0]).all()
+    # A picture, not a flat field (a frame of NaNs would have been refused, not saved black).
+    assert len(images) == 1 and images[0].std() > 10
 
 
 def _scene(path: Path) -> Path:

@@ -69,8 +69,8 @@ async def test_interpolation_loaded_from_yaml_runs_and_exports(out: Path) -> Non
         run = app.screen
         assert isinstance(run.final, Finished), run.final
         assert [record.name for record, _ in run.frames] == [
-            "output-0_lstitms-0,1_step-start", "output-0_lstitms-0,1_step-1",
-            "output-0_lstitms-0,1_step-end"]
+            "interpolation_lstitms-0,1_step-start", "interpolation_lstitms-0,1_step-1",
+            "interpolation_lstitms-0,1_step-end"]
         gif = next(p for p in run.final.outputs if p.suffix == ".gif")
 
         # The sessions browser writes the GIF again from the saved frames.

@@ -36,6 +36,9 @@ BRANCH_FRACTION = 0.7
 # Blend positions: keyframe k at k × POSITION_SCALE, an in-between by its t (midpoints of
 # midpoints stay whole numbers for 32 levels of insertion).
 POSITION_SCALE = 2**32
+# The original tool's frame names (its latest commit); sessions lse made before it used
+# them keep their first commit's, ``output-0_lstitms-…``, so their resumes find their frames.
+PREFIX, FIRST_PREFIX = "interpolation", "output-0"
 
 
 class Interpolation(Experiment):
@@ -51,6 +54,9 @@ class Interpolation(Experiment):
         self.prompts, self.noises = prompts, noises
         self.conditioning = self.inputs.conditioning(self.inputs.pixel_size(noises[0]))
         self.keys = max(len(prompts), len(noises))
+        # A session records the names it uses; one without the record predates them.
+        resumed_before = self.saved and self.saved.get("frame_names") != PREFIX
+        self.prefix = FIRST_PREFIX if resumed_before else PREFIX
 
     @property
     def frames_planned(self) -> int:
@@ -58,6 +64,8 @@ class Interpolation(Experiment):
 
     # the plan -------------------------------------------------------------------
     def plan(self) -> Plan:
+        if self.prefix == PREFIX:
+            yield Record({"frame_names": PREFIX})
         if self.cfg.transition == "blend":
             yield from self._blend_plan()
             return
@@ -95,10 +103,8 @@ class Interpolation(Experiment):
         label = f"key {k}→{k + 1} · t {t:.3f}" if placed else f"key {k}→{k + 1} · {step}"
         return FrameRecord(self._name(k, str(step)), position, label, "between", key, t=k + t)
 
-    @staticmethod
-    def _name(segment: int, step: str) -> str:
-        # The original tool's names.
-        return f"output-0_lstitms-{segment},{segment + 1}_step-{step}"
+    def _name(self, segment: int, step: str) -> str:
+        return f"{self.prefix}_lstitms-{segment},{segment + 1}_step-{step}"
 
     @staticmethod
     def _item(values: list, k: int):

@@ -80,5 +80,6 @@ class RandomWalk(Experiment):
             frames = []
             for direction in range(cfg.walk_directions):
                 out = [walk_name(image, direction, s) for s in range(steps + 1)]
-                frames += out + out[-2:0:-1]  # rubber band: out and back before the next direction
+                # Rubber band, as the original: out and back (start…N, N…start) per direction.
+                frames += out + out[::-1]
             yield Media(f"output-{image}", frames, video=True)

@@ -141,8 +141,9 @@ class Engine:
     ) -> list[RenderedFrame]:
         """Render ``frames`` together. ``pad_to`` fills the batch up to that size with
         copies of the last frame, dropped from the result: a compiled model then sees
-        one shape all journey long (no recompiling), and since no frame's arithmetic
-        depends on the others in a batch of fixed shape, padding changes no byte.
+        one shape all journey long (no recompiling). The real frames' bytes are not
+        promised equal to an unpadded batch's (rounding differs with the batch's shape;
+        the README's "Same inputs, same bytes"), so a session stores whether it padded.
         ``on_latents`` hears every finished step's latents of the real frames (the
         live preview); without it the loop does nothing more than before."""
         real = len(frames)

@@ -92,10 +92,16 @@ async def look_at_the_walk(out: Path) -> None:
         assert isinstance(viewer, FrameViewer)
         await wait_until(pilot, lambda: preview_decoded(app, "#viewer-image"), "the zoomed frame")
         small = browser.query_one(".preview-image").size
-        # Sized on the layout pass after the picture arrives (later on a busy machine).
-        await wait_until(pilot, lambda: viewer.query_one(".preview-image").size.height >= 24 - 5,
-                         "the zoomed frame laid out")
-        assert viewer.query_one(".preview-image").size.height > small.height
+        zoomed = viewer.query_one("#viewer-image")
+
+        def room() -> int:
+            return zoomed.size.height - zoomed.query_one(".preview-caption").size.height
+
+        # The picture takes every row its caption leaves (sized on the layout pass after
+        # it arrives: later on a busy machine).
+        await wait_until(pilot, lambda: zoomed.query_one(".preview-image").size.height >= room() - 1
+                         and room() >= 24 - 8, "the zoomed frame laid out")
+        assert zoomed.query_one(".preview-image").size.height > small.height
         await pilot.press("left")
         await pilot.press("escape")
         assert app.screen is browser

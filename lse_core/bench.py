@@ -498,7 +498,12 @@ def main(args) -> int:
           f"{result['frames']} frames {result['size']}x{result['size']}, {result['steps']} steps, "
           f"batch {result['batch_size']}{', compiled' if result['compiled'] else ''}]")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
-        print(f"wrote {args.json}")
+        write_result(Path(args.json), result)
     return 0
+
+
+def write_result(path: Path, result: dict) -> None:
+    """A benchmark's results as JSON (its folder made if need be), and where they went."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    print(f"wrote {path}")

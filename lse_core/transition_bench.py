@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from .bench import write_result
 from .config import build_config
 from .events import Failed, Finished
 from .experiments.transitions import picture_distance
@@ -70,7 +71,5 @@ def main(args) -> int:
           f"of full's UNet evaluations [{args.model}, {args.size}x{args.size}, {args.steps} steps, "
           f"3 keyframes, 3 in-betweens each]")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
-        print(f"wrote {args.json}")
+        write_result(Path(args.json), result)
     return 0

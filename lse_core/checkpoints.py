@@ -51,7 +51,8 @@ def check_checkpoint(path: Path, model_id: str) -> None:
         raise BadInput(f"key 'model_id': checkpoint file {shown} does not exist", key="model_id")
     if path.suffix.lower() != ".safetensors":
         raise BadInput(f"key 'model_id': {shown}: lse loads .safetensors checkpoints only "
-                       f"({path.suffix} files are pickles, which can run code when loaded)", key="model_id")
+                       f"({path.suffix} files are pickles, which can run code when loaded)",
+                       key="model_id")
     names = tensor_names(path, model_id)
     if not any(name.startswith(UNET_PREFIX) for name in names):
         raise BadInput(f"key 'model_id': {shown} is not a Stable Diffusion checkpoint "

@@ -85,7 +85,8 @@ def detect_family(anatomy: Anatomy, model_id: str) -> Family:
     found = classify(anatomy)
     if isinstance(found, Family):
         return found
-    raise BadInput(f"key 'model_id': {shorten(model_id)} looks like {found}; {SUPPORTED}", key="model_id")
+    raise BadInput(f"key 'model_id': {shorten(model_id)} looks like {found}; {SUPPORTED}",
+                   key="model_id")
 
 
 def classify(anatomy: Anatomy) -> Family | str:

@@ -65,7 +65,7 @@ def start_values(session: Path, experiment: str, embedding: Path) -> dict[str, o
     return values
 
 
-def frames_of(summary: SessionSummary) -> tuple[list[tuple[FrameRecord, Path]], str | None]:
+def read_frames(summary: SessionSummary) -> tuple[list[tuple[FrameRecord, Path]], str | None]:
     """The session's frames as its records list them, or why they cannot be read (reads
     its journal: for thread workers, not the UI thread)."""
     if summary.problem is not None:
@@ -185,7 +185,7 @@ class SessionsScreen(LseScreen[None]):
 
     @work(thread=True, exclusive=True, group="frames")
     def _list_frames(self, summary: SessionSummary) -> None:
-        self.post_message(FramesListed(summary.path, *frames_of(summary)))
+        self.post_message(FramesListed(summary.path, *read_frames(summary)))
 
     def on_frames_listed(self, message: FramesListed) -> None:
         if message.session == self.selected_path:

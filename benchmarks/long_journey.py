@@ -1,15 +1,17 @@
 """A long journey: an N-frame random walk at 8×8 with one denoising step, through `lse run`.
 
     python benchmarks/long_journey.py [--frames 100000] [--batch-size 4] [--out DIR]
-                                      [--json bench-results/long_journey.json]
+                                      [--model tiny|FOLDER] [--json bench-results/long_journey.json]
 
 Reports the peak resident memory of the run, its seconds per frame over the first
 and the last 10% of the frames (from the frames' write times: a run whose cost per
 frame grows with the frames already made shows it here), and the time to resume
 the finished session and a session whose last frame is missing (every other frame
 is checked and skipped, the media are written again). Each frame's embedding file
-holds the (2, 77, 1024) prompt embedding, about 630 kB: N frames need N × 0.63 MB
-of disk, so the benchmark checks the free space first.
+holds the (2, 77, width) prompt embedding: with `tiny` (width 1024) about 630 kB, so
+N frames need N × 0.63 MB of disk; the benchmark checks the free space first. A
+model folder of narrower text (`--model FOLDER`, e.g. the tiny SDXL folder
+`tests/family_models.build_sdxl` writes, 80 wide) needs a fraction of that.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BYTES_PER_FRAME = 640_000  # the embedding file (2 × 77 × 1024 float32) and an 8×8 PNG
+TINY_TEXT_WIDTH = 1024
+# Per frame beside its embedding: the 8×8 PNG, the safetensors header, file system blocks.
+OVERHEAD_PER_FRAME = 16_384
 
 
 def _lse(*args: str) -> tuple[float, int, str]:
@@ -41,6 +45,22 @@ def _lse(*args: str) -> tuple[float, int, str]:
     if process.returncode != 0:
         sys.exit(f"lse {args[0]} failed ({process.returncode}): {stderr.strip()[-500:]}")
     return wall, usage.ru_maxrss * 1024, stderr
+
+
+def _bytes_per_frame(model: str) -> int:
+    """Disk one frame takes: its (2, 77, width) float32 embedding, the pooled one, the PNG."""
+    if model == "tiny":
+        width = TINY_TEXT_WIDTH
+    else:
+        from lse_core.families import Anatomy
+
+        anatomy = Anatomy.of_folder(Path(model))
+        if anatomy is None:
+            sys.exit(f"--model: {model} is not a diffusers folder")
+        widths = [config.get("hidden_size", 0) for config in anatomy.configs.values()
+                  if "hidden_size" in config]
+        width = sum(widths) + max(widths, default=0)  # the pooled embedding, at most one width
+    return 2 * 77 * width * 4 + OVERHEAD_PER_FRAME
 
 
 def _seconds_per_frame(session: Path) -> tuple[float, float, int]:
@@ -71,10 +91,10 @@ def _mark_interrupted(session: Path) -> None:
     manifest_path.write_text(json.dumps(manifest))
 
 
-def measure(frames: int, batch_size: int, out: Path) -> dict:
+def measure(frames: int, batch_size: int, out: Path, model: str) -> dict:
     config = out / "walk.yaml"
     config.write_text(
-        "model_identifier: txt2img\nexp_identifier: random-walk\nmodel_id: tiny\n"
+        f"model_identifier: txt2img\nexp_identifier: random-walk\nmodel_id: {model}\n"
         "prompt: a red circle on a white background\nheight: 8\nwidth: 8\n"
         f"diffusion_steps: 1\nrand_seed: 7\nbatch_size: {batch_size}\nwalk_directions: 1\n"
         f"walk_steps: {frames - 1}\nprompt_rand_walk: true\nnoise_rand_walk: true\n"
@@ -88,6 +108,7 @@ def measure(frames: int, batch_size: int, out: Path) -> dict:
     missing_s, missing_rss, _ = _lse("resume", str(session))
     return {
         "frames": made,
+        "model": model,
         "batch_size": batch_size,
         "run_s": round(run_s, 1),
         "peak_rss_gb": round(run_rss / 1e9, 3),
@@ -108,18 +129,21 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--out", type=Path, help="where the session goes (default: a temporary "
                                                  "folder, removed afterwards)")
+    parser.add_argument("--model", default="tiny",
+                        help="tiny, or a diffusers folder (its path is stored as given)")
     parser.add_argument("--json", default="bench-results/long_journey.json")
     args = parser.parse_args()
     if args.frames < 10:
         sys.exit("--frames: at least 10 (a tenth of them is measured)")
     out = args.out or Path(tempfile.mkdtemp(prefix="lse-long-journey-"))
     out.mkdir(parents=True, exist_ok=True)
-    needed, free = args.frames * BYTES_PER_FRAME, shutil.disk_usage(out).free
+    model = args.model if args.model == "tiny" else str(Path(args.model).resolve())
+    needed, free = args.frames * _bytes_per_frame(model), shutil.disk_usage(out).free
     if needed > free * 0.9:
         sys.exit(f"{args.frames} frames need about {needed / 1e9:.1f} GB in {out}; "
                  f"{free / 1e9:.1f} GB are free")
     try:
-        result = measure(args.frames, args.batch_size, out)
+        result = measure(args.frames, args.batch_size, out, model)
     finally:
         if args.out is None:
             shutil.rmtree(out, ignore_errors=True)

@@ -79,10 +79,15 @@ class LseApp(App[int]):
 
     # navigation ---------------------------------------------------------------
     def form_values(self, values: dict[str, Any] | None) -> dict[str, Any]:
-        """A form's starting values: ``--model`` wins, as on the command line."""
+        """A form's starting values: ``--model`` wins, as on the command line; for the
+        trained ``tiny`` the guidance it draws its captions' colours at, unless given."""
+        from lse_core.sources import TINY_GUIDANCE
+
         data = {"output_path": str(self.sessions_dir), **(values or {})}
         if self.model_override is not None:
             data["model_id"] = self.model_override
+        if data.get("model_id") == "tiny":
+            data.setdefault("guidance_scale", TINY_GUIDANCE)
         return data
 
     def open_form(self, kind: str, experiment: str, values: dict[str, Any] | None = None,

@@ -32,7 +32,7 @@ SAVED = {"interpolation": 32, "diffevolution": 1 + 20, "visualize": 2}
                                          ("visualize", 2)])
 def test_bench_writes_every_field(work, frames, tmp_path, capsys):
     result = tmp_path / "bench.json"
-    assert run_cli("bench", "--model", "tiny", "--work", work, "--size", "64", "--steps", "2",
+    assert run_cli("bench", "--model", "tiny", "--work", work, "--size", "32", "--steps", "2",
                    "--batch-size", "4", "--repeats", "2", "--json", str(result)) == 0
     data = json.loads(result.read_text())
     assert data["work"] == work and data["frames"] == frames and data["compiled"] is False

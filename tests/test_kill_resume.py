@@ -42,7 +42,7 @@ def _same_pngs(a: Path, b: Path) -> None:
 
 def test_kill_during_interpolation_then_resume(tmp_path):
     config = write_config(tmp_path / "interp.yaml", model_identifier="txt2img",
-                          exp_identifier="interpolation", model_id="tiny", height=192, width=192,
+                          exp_identifier="interpolation", model_id="tiny", height=128, width=128,
                           diffusion_steps=3, rand_seed=1, batch_size=4, interpolation_steps=18,
                           inter_prompts=["a red fox", "a blue whale"], inter_noises=[1, 2])
     assert run_cli("run", str(config), "--out", str(tmp_path / "whole")) == 0
@@ -62,7 +62,7 @@ def test_kill_during_interpolation_then_resume(tmp_path):
 def test_kill_during_diffevolution_auto_then_resume(tmp_path):
     config = write_config(tmp_path / "evo.yaml", model_identifier="txt2img",
                           exp_identifier="diffevolution", model_id="tiny", prompt="a quiet harbour",
-                          height=192, width=192, diffusion_steps=3, rand_seed=4, batch_size=2,
+                          height=128, width=128, diffusion_steps=3, rand_seed=4, batch_size=2,
                           genes_per_generation=3, step_size=0.3)
     assert run_cli("run", str(config), "--out", str(tmp_path / "whole"), "--auto", "5") == 0
     whole = only_session(tmp_path / "whole")
@@ -80,7 +80,7 @@ def test_kill_during_diffevolution_auto_then_resume(tmp_path):
 def test_sigterm_stops_cleanly_with_exit_130(tmp_path):
     config = write_config(tmp_path / "rw.yaml", model_identifier="txt2img",
                           exp_identifier="random-walk", model_id="tiny", prompt="a fox",
-                          height=192, width=192, diffusion_steps=3, rand_seed=2, batch_size=2,
+                          height=128, width=128, diffusion_steps=3, rand_seed=2, batch_size=2,
                           walk_steps=12, noise_rand_walk=True)
     process = _start(["run", str(config), "--out", str(tmp_path / "s")])
     deadline = time.monotonic() + 120

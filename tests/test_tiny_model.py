@@ -10,13 +10,14 @@ model that stopped drawing.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from helpers import one_line_exit_2, only_session, run_cli, write_config
+from helpers import ROOT, one_line_exit_2, only_session, run_cli, write_config
 
 RED_CIRCLE = "a red circle on a white background"
 BLUE_SQUARE = "a blue square on a white background"
@@ -67,6 +68,38 @@ def _red_on_white(image: np.ndarray) -> bool:
 def test_red_circle_on_white_over_seeds(tmp_path):
     images = _images(_run(tmp_path, "red", prompt=RED_CIRCLE, images_per_prompt=8))
     assert sum(_red_on_white(image) for image in images) >= 6
+
+
+def _suggested_settings() -> set[tuple[int, float, str]]:
+    """(steps, guidance, scheduler) of every config's suggested command: its comment's
+    ``--set diffusion_steps=N`` and ``--set guidance_scale=G``, else the config's own."""
+    import yaml
+
+    settings = set()
+    for path in sorted((ROOT / "configs").glob("*/*.yaml")):
+        text = path.read_text()
+        config = yaml.safe_load(text)
+        [command] = [line for line in text.splitlines() if line.startswith("# ") and "lse run" in line]
+        steps = re.search(r"--set diffusion_steps=(\d+)", command)
+        guidance = re.search(r"--set guidance_scale=([\d.]+)", command)
+        settings.add((int(steps[1]) if steps else config["diffusion_steps"],
+                      float(guidance[1]) if guidance else config["guidance_scale"], config["scheduler"]))
+    return settings
+
+
+def test_the_settings_the_configs_suggest_draw_the_caption(tmp_path):
+    """SPEC §3: tiny's pictures match their captions at every step count the configs
+    suggest (at guidance 7.5 few steps do not: README, "Colours and guidance")."""
+    from lse_core.tiny.evaluate import judge
+
+    settings = _suggested_settings()
+    assert settings  # every config names its command
+    for steps, guidance, scheduler in sorted(settings):
+        images = _images(_run(tmp_path, f"{scheduler}-{steps}-{guidance}", prompt=RED_CIRCLE,
+                              images_per_prompt=8, diffusion_steps=steps, guidance_scale=guidance,
+                              scheduler=scheduler))
+        right = sum(judge(Image.fromarray(image.astype(np.uint8)), "red", "white").ok for image in images)
+        assert right >= 7, (steps, guidance, scheduler)
 
 
 @pytest.mark.parametrize("flag", ["--scheduler", "--schedulers"])

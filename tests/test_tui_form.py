@@ -200,3 +200,33 @@ async def test_keys_typed_while_a_form_opens_reach_its_first_field(out: Path) ->
         await wait_until(pilot, lambda: isinstance(app.screen, ExperimentForm)
                          and app.screen.rows["prompt"].get_text() == "a fox|fog", "the prompt",
                          timeout=10)
+
+
+async def test_a_tiny_form_starts_at_the_guidance_that_draws_the_caption_in_four_steps(
+        out: Path) -> None:
+    """The newcomer's flow (issue 18.1): `lse --model tiny`, a caption, 4 steps, run —
+    the picture has the caption's colours (at the configs' guidance 7.5 it would not)."""
+    from PIL import Image
+
+    from lse_core.session import Session
+    from lse_core.tiny.evaluate import judge
+    from test_tui_support import run_to_end
+
+    app = make_app(out)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("enter")  # single-inference × txt2img
+        form = app.screen
+        assert form.rows["guidance_scale"].get_text() == "2.0"
+        assert app.form_values({"guidance_scale": 7.5})["guidance_scale"] == 7.5  # a YAML's wins
+        await type_into(pilot, "#edit-prompt", "a red circle on a white background")
+        for field, value in (("height", "64"), ("width", "64"), ("diffusion_steps", "4"),
+                             ("images_per_prompt", "4")):
+            await type_into(pilot, f"#edit-{field}", value)
+        send_key(app, "ctrl+r")
+        await run_to_end(pilot)
+    [session] = [path for path in out.iterdir() if not path.name.startswith(".")]
+    records = Session.open(session).frames()
+    assert len(records) == 4
+    for record in records:
+        with Image.open(session / "images" / f"{record.name}.png") as image:
+            assert judge(image, "red", "white").ok, record.name

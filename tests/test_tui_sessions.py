@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Label
 
 from helpers import only_session, run_config
 from lse_core.config import ExperimentConfig
+from lse_core.sources import TINY_GUIDANCE
 from screens.dialogs import ChoiceDialog
 from screens.form import ExperimentForm
 from screens.run_view import RunScreen
@@ -129,8 +130,8 @@ async def test_a_new_experiment_from_a_frame_takes_only_the_frame(finished: Path
         assert problem is None, problem
 
     defaults = ExperimentConfig.model_fields
-    for key in ("step_size", "diffusion_steps", "guidance_scale", "scheduler", "rand_seed",
-                "gif_frame_dur"):
+    for key in ("step_size", "diffusion_steps", "scheduler", "rand_seed", "gif_frame_dur"):
         assert getattr(cfg, key) == defaults[key].default, key
+    assert cfg.guidance_scale == TINY_GUIDANCE  # where every tiny form starts, not the source's
     assert cfg.load_prompt_embeds == cfg.load_latent_noise == str(embedding)
     assert cfg.model_id == "tiny"  # the model the embedding belongs to

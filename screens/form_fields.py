@@ -26,6 +26,18 @@ def on_off(value: bool) -> str:
     return "on" if value else "off"
 
 
+class FieldSwitch(Switch):
+    """A switch that turns on the space or enter it reads. Switch's own toggle is a
+    binding, and Textual looks bindings up along the focus as the key bubbles up: a tab
+    typed right behind the space has moved the focus on by then, and the space was lost."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key in ("space", "enter"):
+            event.prevent_default()
+            event.stop()
+            self.toggle()
+
+
 class KeysInOrder:
     """Mixed into an editor (before it): an editor that runs its own key bindings (backspace, arrows, delete …) as each
     key arrives, in the order typed.
@@ -80,7 +92,7 @@ class FieldRow(Vertical):
             # A key the values leave out is shown at its default (live_preview: on).
             value = text.lower() == "true" if text else bool(spec.default)
             # The switch's position and the word beside it both say on or off.
-            yield Switch(value, animate=False, id=f"edit-{key}")
+            yield FieldSwitch(value, animate=False, id=f"edit-{key}")
             yield Label(on_off(value), classes=f"switch-state -{on_off(value)}")
         elif spec.kind == "choice":
             value = text or spec.default

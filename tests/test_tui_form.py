@@ -162,6 +162,28 @@ async def test_keys_typed_at_full_speed_land_in_the_field_the_focus_bar_shows(ou
                          "the prompt and its negative")
 
 
+async def test_a_space_typed_on_a_switch_right_before_a_tab_turns_that_switch(out: Path) -> None:
+    """Found in the 80×24 tmux walk: `space tab 1 2` typed fast on a random walk's switch
+    left it off (the space was read after the tab had moved the focus away)."""
+    app = make_app(out)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("down", "down", "enter")  # random-walk × txt2img
+        form = app.screen
+        assert isinstance(form, ExperimentForm) and form.experiment == "random-walk"
+        switch = form.rows["noise_rand_walk"].editor
+        switch.focus()
+        await pilot.pause()
+        for key in ["space", "tab", "1", "2", "shift+tab", "shift+tab", "enter",
+                    "tab", "tab", "tab", "5"]:
+            send_key(app, key)
+        await wait_until(pilot, lambda: form.rows["step_size"].get_text() == "5",
+                         "the last key to arrive", timeout=20)
+        assert form.rows["walk_steps"].get_text() == "12"
+        assert form.rows["noise_rand_walk"].editor.value is True
+        assert form.rows["prompt_rand_walk"].editor.value is True
+        assert app.focused is form.rows["step_size"].editor
+
+
 async def test_load_yaml_takes_a_path_from_the_working_folder_and_completes_it(out: Path) -> None:
     app = make_app(out)
     async with app.run_test(size=(80, 24)) as pilot:

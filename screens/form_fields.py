@@ -26,18 +26,6 @@ def on_off(value: bool) -> str:
     return "on" if value else "off"
 
 
-class FieldSwitch(Switch):
-    """A switch that turns on the space or enter it reads. Switch's own toggle is a
-    binding, and Textual looks bindings up along the focus as the key bubbles up: a tab
-    typed right behind the space has moved the focus on by then, and the space was lost."""
-
-    async def _on_key(self, event: events.Key) -> None:
-        if event.key in ("space", "enter"):
-            event.prevent_default()
-            event.stop()
-            self.toggle()
-
-
 class KeysInOrder:
     """Mixed into an editor (before it): an editor that runs its own key bindings (backspace, arrows, delete …) as each
     key arrives, in the order typed.
@@ -61,6 +49,11 @@ class FieldInput(KeysInOrder, Input):
 
 class FieldTextArea(KeysInOrder, TextArea):
     """A one-item-per-line field whose keys are handled in the order they were typed."""
+
+
+class FieldSwitch(KeysInOrder, Switch):
+    """An on/off field that turns with each space or enter as it arrives: run later, from
+    the app, a space with a tab typed right behind it found the focus moved on and was lost."""
 
 
 class FieldRow(Vertical):

@@ -48,19 +48,23 @@ def _lse(*args: str) -> tuple[float, int, str]:
 
 
 def _bytes_per_frame(model: str) -> int:
-    """Disk one frame takes: its (2, 77, width) float32 embedding, the pooled one, the PNG."""
+    """Disk one frame takes: its (2, 77, width) float32 prompt embedding (the text encoders'
+    widths side by side), an SDXL folder's (2, projection) pooled one, and the PNG."""
     if model == "tiny":
-        width = TINY_TEXT_WIDTH
+        width, pooled = TINY_TEXT_WIDTH, 0
     else:
         from lse_core.families import Anatomy
 
         anatomy = Anatomy.of_folder(Path(model))
         if anatomy is None:
             sys.exit(f"--model: {model} is not a diffusers folder")
-        widths = [config.get("hidden_size", 0) for config in anatomy.configs.values()
-                  if "hidden_size" in config]
-        width = sum(widths) + max(widths, default=0)  # the pooled embedding, at most one width
-    return 2 * 77 * width * 4 + OVERHEAD_PER_FRAME
+        encoders = [anatomy.configs[name] for name in ("text_encoder", "text_encoder_2")
+                    if name in anatomy.configs]
+        width = sum(int(config.get("hidden_size", 0)) for config in encoders)
+        if not width:
+            sys.exit(f"--model: {model} has no text encoder config that gives its width")
+        pooled = int(anatomy.configs.get("text_encoder_2", {}).get("projection_dim", 0))
+    return (2 * 77 * width + 2 * pooled) * 4 + OVERHEAD_PER_FRAME
 
 
 def _seconds_per_frame(session: Path) -> tuple[float, float, int]:
@@ -94,7 +98,7 @@ def _mark_interrupted(session: Path) -> None:
 def measure(frames: int, batch_size: int, out: Path, model: str) -> dict:
     config = out / "walk.yaml"
     config.write_text(
-        f"model_identifier: txt2img\nexp_identifier: random-walk\nmodel_id: {model}\n"
+        f"model_identifier: txt2img\nexp_identifier: random-walk\nmodel_id: {json.dumps(model)}\n"
         "prompt: a red circle on a white background\nheight: 8\nwidth: 8\n"
         f"diffusion_steps: 1\nrand_seed: 7\nbatch_size: {batch_size}\nwalk_directions: 1\n"
         f"walk_steps: {frames - 1}\nprompt_rand_walk: true\nnoise_rand_walk: true\n"
@@ -130,15 +134,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="where the session goes (default: a temporary "
                                                  "folder, removed afterwards)")
     parser.add_argument("--model", default="tiny",
-                        help="tiny, or a diffusers folder (its path is stored as given)")
+                        help="tiny, or a diffusers folder (stored as an absolute path)")
     parser.add_argument("--json", default="bench-results/long_journey.json")
     args = parser.parse_args()
     if args.frames < 10:
         sys.exit("--frames: at least 10 (a tenth of them is measured)")
+    model = args.model if args.model == "tiny" else str(Path(args.model).resolve())
+    per_frame = _bytes_per_frame(model)
     out = args.out or Path(tempfile.mkdtemp(prefix="lse-long-journey-"))
     out.mkdir(parents=True, exist_ok=True)
-    model = args.model if args.model == "tiny" else str(Path(args.model).resolve())
-    needed, free = args.frames * _bytes_per_frame(model), shutil.disk_usage(out).free
+    needed, free = args.frames * per_frame, shutil.disk_usage(out).free
     if needed > free * 0.9:
         sys.exit(f"{args.frames} frames need about {needed / 1e9:.1f} GB in {out}; "
                  f"{free / 1e9:.1f} GB are free")

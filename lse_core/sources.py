@@ -18,9 +18,10 @@ from typing import Any, Callable, Literal
 from .errors import BadInput, shorten
 
 TINY_MODELS = ("tiny", "tiny-random")
-# The guidance at which the trained tiny draws its captions' colours from 4 steps up with
-# every scheduler; at the configs' 7.5 it needs about 25 (README, "Colours and guidance";
-# measured with `python -m lse_core.tiny.evaluate --table --guidance G`).
+# The guidance at which the trained tiny draws its captions' colours from 4 DPM++ steps (the
+# configs' scheduler) and from 10 with every scheduler; at the configs' 7.5 it needs about 25
+# (README, "Colours and guidance"; `python -m lse_core.tiny.evaluate --table --guidance G`).
+# Here, not in lse_core.tiny, because the TUI reads it at once and lse_core.tiny imports torch.
 TINY_GUIDANCE = 2.0
 
 # Stability AI withdrew these repositories from the hub in November 2025; the same

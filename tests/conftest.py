@@ -10,12 +10,13 @@ from hypothesis import settings
 
 from helpers import ROOT
 
-# pytest-xdist runs a worker per core; torch's own OpenMP threads on top oversubscribe
-# the cores, and on small frames their spin-waits cost more than they compute (the suite
-# took 396 s with them and 343 s without on 2 cores). Set before any test imports torch;
-# subprocesses inherit it. A test that needs a thread count sets it itself.
+# pytest-xdist (-n auto, as pyproject asks) runs a worker per core; torch's OpenMP threads
+# on top oversubscribe the cores, and on small frames their spin-waits cost more than they
+# compute (the suite took 396 s with them and 343 s without on 2 cores). Set before any
+# test imports torch; subprocesses inherit it. A test that needs a thread count sets it.
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    cores_per_worker = (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    cores_per_worker = len(os.sched_getaffinity(0)) // workers
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores_per_worker)))
 
 # CI draws the same examples every run, so a red build always points at a change;

@@ -79,11 +79,13 @@ def _suggested_settings() -> set[tuple[int, float, str]]:
     for path in sorted((ROOT / "configs").glob("*/*.yaml")):
         text = path.read_text()
         config = yaml.safe_load(text)
-        [command] = [line for line in text.splitlines() if line.startswith("# ") and "lse run" in line]
+        [command] = [line for line in text.splitlines()
+                     if line.startswith("# ") and "lse run" in line]
         steps = re.search(r"--set diffusion_steps=(\d+)", command)
         guidance = re.search(r"--set guidance_scale=([\d.]+)", command)
         settings.add((int(steps[1]) if steps else config["diffusion_steps"],
-                      float(guidance[1]) if guidance else config["guidance_scale"], config["scheduler"]))
+                      float(guidance[1]) if guidance else config["guidance_scale"],
+                      config["scheduler"]))
     return settings
 
 
@@ -98,7 +100,8 @@ def test_the_settings_the_configs_suggest_draw_the_caption(tmp_path):
         images = _images(_run(tmp_path, f"{scheduler}-{steps}-{guidance}", prompt=RED_CIRCLE,
                               images_per_prompt=8, diffusion_steps=steps, guidance_scale=guidance,
                               scheduler=scheduler))
-        right = sum(judge(Image.fromarray(image.astype(np.uint8)), "red", "white").ok for image in images)
+        right = sum(judge(Image.fromarray(image.astype(np.uint8)), "red", "white").ok
+                    for image in images)
         assert right >= 7, (steps, guidance, scheduler)
 
 

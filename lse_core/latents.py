@@ -14,7 +14,6 @@ import torch
 from .config import MAX_SIDE
 from .errors import BadInput, shorten, shown_path
 from .families import family_of_file
-from .files import publish
 
 POOLED = "pooled_prompt_embed"
 FRAME_KEYS = ("prompt_embed", "latent_noise", "image_embed")  # in every frame's file
@@ -131,18 +130,10 @@ def interpolate(a: torch.Tensor, b: torch.Tensor, t: float, method: str) -> torc
     return slerp(a, b, t) if method == "slerp" else lerp(a, b, t)
 
 
-def save_embedding(path: Path, prompt_embed: PromptEmbedding, latent_noise: torch.Tensor,
-                   image_embed: torch.Tensor) -> None:
-    """Write the tensors (SDXL: with the pooled embedding) and the family to ``.safetensors``
-    atomically."""
-    publish(path, lambda tmp: write_embedding(tmp, prompt_embed, latent_noise, image_embed,
-                                              shown=path))
-
-
 def write_embedding(tmp: Path, prompt_embed: PromptEmbedding, latent_noise: torch.Tensor,
                     image_embed: torch.Tensor, shown: Path) -> None:
-    """The tensors and the family written to ``tmp`` (``shown``: the name it is written
-    for, in a full disk's message)."""
+    """The tensors (SDXL: with the pooled embedding) and the family written to ``tmp`` as
+    ``.safetensors`` (``shown``: the name it is written for, in a full disk's message)."""
     import numpy as np
     from safetensors import SafetensorError
     from safetensors.numpy import save_file

@@ -308,12 +308,7 @@ class Session:
                       if key.startswith("images/") and key.endswith(".png")
                       and f"embeddings/{key[len('images/'):-len('.png')]}.safetensors" in files}
 
-    def write_frame(self, record: FrameRecord, image: Image.Image, prompt_embed, latent_noise,
-                    image_embed) -> Path:
-        self.write_frames([FrameFiles(record, image, prompt_embed, latent_noise, image_embed)])
-        return self.image_path(record.name)
-
-    def write_frames(self, frames: list["FrameFiles"]) -> None:
+    def write_frames(self, frames: list[FrameFiles]) -> None:
         """Frames' embeddings and PNGs, published together: flushed to disk at once, which
         costs about one flush instead of two per frame. Each frame's embedding appears
         before its PNG: a frame counts as done once its PNG exists."""

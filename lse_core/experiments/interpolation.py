@@ -75,8 +75,7 @@ class Interpolation(Experiment):
         yield Render(self._jobs(places), self.settings())
         yield Media("output-0", [job.name for job in self._jobs(places)], video=True)
 
-    def _jobs(self, places: list[list[float]] | None = None,
-              settings: RenderSettings | None = None) -> Iterator[FrameJob]:
+    def _jobs(self, places: list[list[float]] | None = None) -> Iterator[FrameJob]:
         """Keyframe 0, then per segment its in-between frames and its end keyframe (a
         keyframe between two segments is rendered once, as the end of the one before).
         ``places``: each segment's in-between t (default: evenly spaced)."""

@@ -5,18 +5,14 @@ blending), with the UNet evaluations each costs and how evenly its frames change
 from __future__ import annotations
 
 import asyncio
-import json
 import tempfile
 import time
 from pathlib import Path
-
-from PIL import Image
 
 from .bench import write_result
 from .config import build_config
 from .events import Failed, Finished
 from .experiments.transitions import picture_distance
-from .frames import in_story_order
 from .run import ExperimentRun, RunOptions
 from .session import Session
 
@@ -47,11 +43,10 @@ def journey(model_id: str, size: int, steps: int, between: int, batch_size: int,
     if not isinstance(final, Finished):
         raise RuntimeError(final.message if isinstance(final, Failed) else "the journey stopped")
     session = Session.open(final.session_dir)
-    records = in_story_order(session.index.frames.values())
-    images = [Image.open(session.image_path(record.name)) for record in records]
+    records = session.frames()
+    images = [session.read_image(record.name) for record in records]
     distances = [picture_distance(a, b) for a, b in zip(images, images[1:])]
-    manifest = json.loads((final.session_dir / "session.json").read_text())
-    return {"frames": len(records), "unet_evaluations": manifest["unet_evaluations"],
+    return {"frames": len(records), "unet_evaluations": session.manifest["unet_evaluations"],
             "seconds": round(seconds, 3), "largest_distance": round(max(distances), 4),
             "largest_over_smallest": round(max(distances) / max(min(distances), 1e-9), 3)}
 

@@ -94,10 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--fps", type=float,
                         help="frames per second (default: from the config's gif_frame_dur)")
 
-    bench = sub.add_parser("bench", help="time naive per-frame pipeline calls against the engine",
-                           description="Do one piece of work the naive way (one diffusers "
-                                       "pipeline call per frame) and through lse's engine in "
-                                       "one process, and print the ratio (and a JSON file).")
+    bench = sub.add_parser("bench", help="time diffusers' pipeline against lse's engine",
+                           description="Do one piece of work with diffusers' pipeline (one "
+                                       "call per batch, and one call per frame) and through "
+                                       "lse's engine and lse run in one process, and print "
+                                       "the ratios (and a JSON file).")
     bench.add_argument("--work", choices=("interpolation", "diffevolution", "visualize",
                                           "transition"),
                        default="interpolation",

@@ -30,6 +30,11 @@ def only_session(out: Path) -> Path:
     return sessions[0]
 
 
+def pngs(session: Path) -> dict[str, bytes]:
+    """A session's frame files by name (``….png``), with their bytes."""
+    return {p.name: p.read_bytes() for p in (session / "images").glob("*.png")}
+
+
 def write_config(path: Path, **keys) -> Path:
     path.write_text(yaml.safe_dump(keys))
     return path

@@ -18,7 +18,7 @@ from lse_core.events import FrameReady, Interrupted
 from lse_core.models import CACHE_VARIABLE, compile_cache
 from lse_core.run import ExperimentRun, RunOptions
 
-from helpers import ROOT, SMALL, only_session, run_cli
+from helpers import ROOT, SMALL, only_session, pngs, run_cli
 
 SINGLE = ROOT / "configs/txt2img/single_inference.yaml"
 INTERPOLATION = ROOT / "configs/txt2img/interpolation.yaml"
@@ -43,10 +43,6 @@ def _run(config, out, keys, options: RunOptions | None = None, stop_after: int |
         return last
 
     return asyncio.run(consume())
-
-
-def _pngs(session) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted((session / "images").glob("*.png"))}
 
 
 def _threads_seen_by_a_new_thread() -> int:
@@ -77,9 +73,9 @@ def test_an_ancestral_resume_equals_the_uninterrupted_run(tmp_path):
                    *[a for key in ANCESTRAL for a in ("--set", key)]) == 0
     assert isinstance(_run(SINGLE, broken, ANCESTRAL, stop_after=1), Interrupted)
     session = only_session(broken)
-    assert 0 < len(_pngs(session)) < 5
+    assert 0 < len(pngs(session)) < 5
     assert run_cli("resume", str(session)) == 0
-    assert _pngs(session) == _pngs(only_session(whole))
+    assert pngs(session) == pngs(only_session(whole))
 
 
 def test_a_resume_renders_with_the_stored_thread_count_and_then_restores_the_process(
@@ -109,8 +105,8 @@ def test_padded_batches_give_the_bytes_of_unpadded_ones(tmp_path):
     _run(INTERPOLATION, padded, keys, RunOptions(fixed_shapes=True))
     assert json.loads((only_session(padded) / "session.json").read_text())["fixed_shapes"] is True
     assert json.loads((only_session(plain) / "session.json").read_text())["fixed_shapes"] is False
-    assert len(_pngs(only_session(plain))) == 6
-    assert _pngs(only_session(padded)) == _pngs(only_session(plain))
+    assert len(pngs(only_session(plain))) == 6
+    assert pngs(only_session(padded)) == pngs(only_session(plain))
 
 
 def test_padding_reaches_the_engine_and_a_resume_keeps_it(tmp_path, monkeypatch):

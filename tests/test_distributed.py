@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import ROOT, only_session, run_cli
+from helpers import ROOT, only_session, pngs, run_cli
 
 LSE = str(Path(sys.executable).parent / "lse")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
@@ -51,10 +51,6 @@ def _torchrun(*args: str, env: dict | None = None) -> subprocess.CompletedProces
                           timeout=600, env={**os.environ, **(env or {})})
 
 
-def _pngs(session: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in (session / "images").glob("*.png")}
-
-
 @pytest.mark.parametrize("journey", sorted(JOURNEYS))
 def test_two_ranks_write_what_one_process_writes(journey, tmp_path):
     config, *keys = JOURNEYS[journey]
@@ -64,8 +60,8 @@ def test_two_ranks_write_what_one_process_writes(journey, tmp_path):
                      "--out", str(tmp_path / "two"), *SMALL, *keys)
     assert done.returncode == 0, done.stderr[-2000:]
     one, two = only_session(tmp_path / "one"), only_session(tmp_path / "two")
-    reference = _pngs(one)
-    assert len(reference) > 4 and _pngs(two) == reference
+    reference = pngs(one)
+    assert len(reference) > 4 and pngs(two) == reference
     manifest = json.loads((two / "session.json").read_text())
     assert manifest["state"] == "done" and manifest["ranks"] == 2
     # rank 0 recorded the checksum and record of every frame, whichever rank wrote it
@@ -90,7 +86,7 @@ def test_a_rank_killed_mid_run_resumes_in_one_process(tmp_path):
     session = only_session(tmp_path / "two")
     manifest = json.loads((session / "session.json").read_text())
     assert manifest["state"] in ("interrupted", "running")
-    assert 0 < len(_pngs(session)) < 16
+    assert 0 < len(pngs(session)) < 16
     assert _one_thread("resume", str(session)) == 0
-    assert _pngs(session) == _pngs(only_session(tmp_path / "one"))
+    assert pngs(session) == pngs(only_session(tmp_path / "one"))
     assert json.loads((session / "session.json").read_text())["state"] == "done"

@@ -13,7 +13,7 @@ from lse_core.events import FrameReady, Interrupted
 from lse_core.run import ExperimentRun
 from lse_core.session import Session
 
-from helpers import ROOT, SMALL, only_session, run_cli, run_config
+from helpers import ROOT, SMALL, only_session, pngs, run_cli, run_config
 
 INTERPOLATION = ROOT / "configs/txt2img/interpolation.yaml"
 KEYS = [*SMALL, "inter_prompts=['a boat|', 'a storm|']", "inter_noises=[1, 2]",
@@ -47,14 +47,10 @@ def _as_before_the_rename(session) -> None:
     (session / "session.json").write_text(json.dumps(manifest))
 
 
-def _pngs(session) -> dict[str, bytes]:
-    return {p.stem: p.read_bytes() for p in (session / "images").glob("*.png")}
-
-
 def test_interpolation_frames_have_the_original_names_and_old_sessions_keep_theirs(tmp_path):
     assert run_config(INTERPOLATION, tmp_path / "whole", *KEYS[len(SMALL):]) == 0
     whole = only_session(tmp_path / "whole")
-    assert sorted(_pngs(whole)) == sorted(NAMES)
+    assert sorted(pngs(whole)) == sorted(f"{name}.png" for name in NAMES)
     assert [(r.name, r.label) for r in Session.open(whole).frames()] == list(zip(NAMES, LABELS))
 
     _stop_after_first_frame(tmp_path / "old")
@@ -63,9 +59,9 @@ def test_interpolation_frames_have_the_original_names_and_old_sessions_keep_thei
     assert run_cli("resume", str(old)) == 0
     # The resume found the frames under their old names and made the rest under them too.
     renamed = {name.replace("output-0_", "interpolation_"): data
-               for name, data in _pngs(old).items()}
-    assert all(name.startswith("output-0_lstitms") for name in _pngs(old))
-    assert renamed == _pngs(whole)
+               for name, data in pngs(old).items()}
+    assert all(name.startswith("output-0_lstitms") for name in pngs(old))
+    assert renamed == pngs(whole)
     old_names = [n.replace("interpolation_", "output-0_") for n in NAMES]
     assert [(r.name, r.label) for r in Session.open(old).frames()] == list(zip(old_names, LABELS))
 

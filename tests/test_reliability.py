@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from helpers import ROOT, one_line_exit_2, only_session, run_cli, write_config
+from helpers import ROOT, one_line_exit_2, only_session, pngs, run_cli, write_config
 
 BASE = {"model_identifier": "txt2img", "exp_identifier": "single-inference", "model_id": "tiny",
         "prompt": "a red fox|blurry", "height": 64, "width": 64, "diffusion_steps": 2,
@@ -230,20 +230,16 @@ def test_resume_of_a_damaged_manifest(change, words, tmp_path, capsys):
     one_line_exit_2(code, capsys.readouterr().err, words)
 
 
-def _pngs(session: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in (session / "images").glob("*.png")}
-
-
 def test_resume_makes_a_damaged_frame_again(tmp_path, capsys):
     session = _finished_session(tmp_path)
-    reference = _pngs(session)
+    reference = pngs(session)
     victim = session / "images" / "interpolation_lstitms-0,1_step-3.png"
     victim.write_bytes(victim.read_bytes()[:100])  # cut short, as a second writer once did
     (session / "images" / ".interpolation_lstitms-0,1_step-4.h-1-ab.tmp.png").write_bytes(b"half")
     capsys.readouterr()
     assert run_cli("resume", str(session)) == 0
     assert "1 damaged file(s) will be made again: images/interpolation_lstitms-0,1_step-3.png" in capsys.readouterr().out
-    assert _pngs(session) == reference
+    assert pngs(session) == reference
     assert not [p for p in (session / "images").iterdir() if p.name.startswith(".")]
 
 
@@ -326,7 +322,7 @@ def reference(tmp_path_factory) -> Path:
 
 
 def _same_as_reference(session: Path, reference: Path) -> None:
-    assert _pngs(session) == _pngs(reference)
+    assert pngs(session) == pngs(reference)
     manifest = json.loads((session / "session.json").read_text())
     assert manifest["state"] == "done" and manifest["frames_done"] == 7
     assert (session / "gifs" / "output-0.gif").read_bytes() == (reference / "gifs" / "output-0.gif").read_bytes()

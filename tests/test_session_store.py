@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, one_line_exit_2, only_session, run_cli, write_config
+from helpers import ROOT, one_line_exit_2, only_session, pngs, run_cli, write_config
 
 INTERPOLATION = {"model_identifier": "txt2img", "exp_identifier": "interpolation",
                  "model_id": "tiny", "height": 64, "width": 64, "diffusion_steps": 2,
@@ -74,10 +74,6 @@ def _set_state(session: Path, state: str) -> None:
 def _tree(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
             if p.is_file()}
-
-
-def _pngs(session: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in (session / "images").glob("*.png")}
 
 
 # links ------------------------------------------------------------------------------------
@@ -205,7 +201,7 @@ def test_a_30000_square_frame_is_refused_by_export_and_made_again_by_resume(fini
     assert _listing(tmp_path / "s")["big"][0] == "done"
     # Its checksum does not match: a resume makes the frame again, as for any damaged frame.
     assert run_cli("resume", str(session)) == 0
-    assert _pngs(session) == _pngs(finished)
+    assert pngs(session) == pngs(finished)
 
 
 # what lse sessions and a finished session's resume leave alone ------------------------------
@@ -259,7 +255,7 @@ def test_a_torn_last_journal_line_is_skipped_and_rewritten_by_a_resume(finished,
         journal.write(b'{"file":"images/interpolation_lstitms-0,1_st')  # a write cut by a power cut
     assert _listing(tmp_path / "s")["torn"][0] == "interrupted"
     assert run_cli("resume", str(session)) == 0
-    assert _pngs(session) == _pngs(finished)
+    assert pngs(session) == pngs(finished)
     lines = (session / "frames.jsonl").read_bytes().split(b"\n")
     assert lines[-1] == b"" and all(json.loads(line) for line in lines[:-1])
 
@@ -295,7 +291,7 @@ def test_a_file_rewritten_with_its_old_times_is_still_found_damaged(finished, tm
     capsys.readouterr()
     assert run_cli("resume", str(session)) == 0
     assert f"damaged file(s) will be made again: images/{FRAME}.png" in capsys.readouterr().out
-    assert _pngs(session) == _pngs(finished)
+    assert pngs(session) == pngs(finished)
 
 
 def _identity(path: Path) -> tuple[int, int]:
@@ -323,10 +319,10 @@ def test_a_kill_between_publishing_a_frame_and_recording_it(finished, tmp_path):
     assert unrecorded, "the kill must land after a PNG is published, before its checksum is recorded"
     kept = {name: _identity(session / "images" / name) for name in unrecorded}
     assert run_cli("resume", str(session)) == 0
-    assert _pngs(session) == _pngs(finished)
+    assert pngs(session) == pngs(finished)
     # The whole frame published before the kill is kept (not made again), and recorded now.
     assert {name: _identity(session / "images" / name) for name in unrecorded} == kept
-    assert _recorded_pngs(session) == set(_pngs(session))
+    assert _recorded_pngs(session) == set(pngs(session))
     assert (session / "gifs" / "output-0.gif").read_bytes() == (
         finished / "gifs" / "output-0.gif").read_bytes()
 
@@ -362,7 +358,7 @@ def test_a_session_from_before_the_journal_lists_exports_and_resumes(finished, t
     _set_state(session, "interrupted")
     (session / "images" / f"{FRAME}.png").unlink()
     assert run_cli("resume", str(session)) == 0
-    assert _pngs(session) == _pngs(finished)
+    assert pngs(session) == pngs(finished)
     assert Session.open(session).frames() == Session.open(finished).frames()
     assert "checksums" not in json.loads((session / "session.json").read_text())
 

@@ -30,6 +30,28 @@ def only_session(out: Path) -> Path:
     return sessions[0]
 
 
+def run_in_process(cfg, options=None, stop_after: type | None = None, count: int = 1):
+    """Run an experiment in this process, as the TUI does, and return its last event;
+    ``stop_after``: cancel the run at the ``count``-th event of that type."""
+    import asyncio
+
+    from lse_core.run import ExperimentRun
+
+    run = ExperimentRun(cfg, options)
+
+    async def consume():
+        seen, last = 0, None
+        async for event in run.events():
+            last = event
+            if stop_after is not None and isinstance(event, stop_after):
+                seen += 1
+                if seen == count:
+                    run.cancel()
+        return last
+
+    return asyncio.run(consume())
+
+
 def pngs(session: Path) -> dict[str, bytes]:
     """A session's frame files by name (``….png``), with their bytes."""
     return {p.name: p.read_bytes() for p in (session / "images").glob("*.png")}

@@ -4,7 +4,6 @@ leaves the process's own settings as it found them."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import threading
@@ -16,9 +15,9 @@ from lse_core.config import load_config
 from lse_core.engine import Engine
 from lse_core.events import FrameReady, Interrupted
 from lse_core.models import CACHE_VARIABLE, compile_cache
-from lse_core.run import ExperimentRun, RunOptions
+from lse_core.run import RunOptions
 
-from helpers import ROOT, SMALL, only_session, pngs, run_cli
+from helpers import ROOT, SMALL, only_session, pngs, run_cli, run_in_process
 
 SINGLE = ROOT / "configs/txt2img/single_inference.yaml"
 INTERPOLATION = ROOT / "configs/txt2img/interpolation.yaml"
@@ -29,20 +28,9 @@ ANCESTRAL = [*SMALL, "images_per_prompt=5", "batch_size=2",
 
 
 def _run(config, out, keys, options: RunOptions | None = None, stop_after: int | None = None):
+    """The run's last event; ``stop_after``: stopped once that many frames are done."""
     cfg = load_config(config, [*keys, f"output_path={out}"], model="tiny")
-    run = ExperimentRun(cfg, options)
-
-    async def consume():
-        last, frames = None, 0
-        async for event in run.events():
-            last = event
-            if isinstance(event, FrameReady):
-                frames += 1
-                if frames == stop_after:
-                    run.cancel()
-        return last
-
-    return asyncio.run(consume())
+    return run_in_process(cfg, options, FrameReady if stop_after else None, stop_after or 1)
 
 
 def _threads_seen_by_a_new_thread() -> int:

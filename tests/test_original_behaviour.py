@@ -3,17 +3,15 @@ original"): interpolation's frame names, and the random walk's rubber band."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from PIL import Image
 
 from lse_core.config import load_config
 from lse_core.events import FrameReady, Interrupted
-from lse_core.run import ExperimentRun
 from lse_core.session import Session
 
-from helpers import ROOT, SMALL, only_session, pngs, run_cli, run_config
+from helpers import ROOT, SMALL, only_session, pngs, run_cli, run_config, run_in_process
 
 INTERPOLATION = ROOT / "configs/txt2img/interpolation.yaml"
 KEYS = [*SMALL, "inter_prompts=['a boat|', 'a storm|']", "inter_noises=[1, 2]",
@@ -23,16 +21,8 @@ LABELS = ["key 0", *(f"key 0→1 · {s}" for s in range(1, 5)), "key 1"]
 
 
 def _stop_after_first_frame(out) -> None:
-    run = ExperimentRun(load_config(INTERPOLATION, [*KEYS, f"output_path={out}"], model="tiny"))
-
-    async def consume():
-        async for event in run.events():
-            if isinstance(event, FrameReady):
-                run.cancel()
-            last = event
-        return last
-
-    assert isinstance(asyncio.run(consume()), Interrupted)
+    cfg = load_config(INTERPOLATION, [*KEYS, f"output_path={out}"], model="tiny")
+    assert isinstance(run_in_process(cfg, stop_after=FrameReady), Interrupted)
 
 
 def _as_before_the_rename(session) -> None:

@@ -4,19 +4,16 @@ resuming byte for byte, and counting its UNet work in session.json."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from helpers import only_session, run_cli
+from helpers import only_session, run_cli, run_in_process
 from lse_core.config import build_config
 from lse_core.events import Finished, FrameReady, Interrupted, Step
 from lse_core.experiments.transitions import picture_distance
-from lse_core.frames import in_story_order
-from lse_core.run import ExperimentRun
 from lse_core.session import Session
 
 STEPS, BETWEEN, KEYS = 4, 3, 3
@@ -34,20 +31,9 @@ MODES = {"full": {}, "perceptual": {"interpolation_spacing": "perceptual"},
 
 def _run(out: Path, stop_after: type | None = None, count: int = 1, **keys) -> Path:
     """Run the journey in this process; ``stop_after``: stop at the ``count``-th such event."""
-    run = ExperimentRun(build_config({**JOURNEY, "output_path": str(out), **keys}))
-
-    async def consume() -> type:
-        seen, last = 0, None
-        async for event in run.events():
-            last = type(event)
-            if stop_after is not None and isinstance(event, stop_after):
-                seen += 1
-                if seen == count:
-                    run.cancel()
-        return last
-
-    last = asyncio.run(consume())
-    assert last is (Interrupted if stop_after else Finished), last
+    last = run_in_process(build_config({**JOURNEY, "output_path": str(out), **keys}),
+                          stop_after=stop_after, count=count)
+    assert type(last) is (Interrupted if stop_after else Finished), last
     return only_session(out)
 
 
@@ -58,7 +44,7 @@ def journeys(tmp_path_factory) -> dict[str, Path]:
 
 
 def story(session: Path) -> list:
-    return in_story_order(Session.open(session).index.frames.values())
+    return Session.open(session).frames()
 
 
 def distances(session: Path) -> list[float]:
